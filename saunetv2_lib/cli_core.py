@@ -10,7 +10,11 @@ def _models(args: argparse.Namespace) -> int:
     from saunetv2_lib.models import MODELS
 
     if args.json:
-        print(json.dumps([{"model": name, "description": spec.description} for name, spec in MODELS.items()]))
+        print(
+            json.dumps(
+                [{"model": name, "description": spec.description} for name, spec in MODELS.items()]
+            )
+        )
         return 0
     width = max(len(name) for name in MODELS)
     for name, spec in MODELS.items():

@@ -120,9 +120,7 @@ def build_unet(
 
     for level in range(num_pools, 0, -1):
         filters, encoder = widths[level - 1], skips[level - 1]
-        up = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"dec{level}_up")(
-            x
-        )
+        up = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"dec{level}_up")(x)
         if skip == "csa":
             encoder = CrossScaleSpatialAttention(name=f"skip{level}_csa")([encoder, up])
         elif skip == "sa":
@@ -256,15 +254,25 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    "sa_unet_v2": ModelSpec(sa_unet_v2, "SA-UNetv2: 16-32-48-64, GN+SiLU, SA bottleneck, CSA skips", 0.26, 21.19),
-    "sa_unet": ModelSpec(sa_unet, "SA-UNet with the v2 block (GN+SiLU), the paper's comparison row", 0.54, 26.54),
-    "sa_unet_bn_relu": ModelSpec(sa_unet_bn_relu, "SA-UNet as published in 2020 (BN+ReLU)", 0.54, 26.30),
+    "sa_unet_v2": ModelSpec(
+        sa_unet_v2, "SA-UNetv2: 16-32-48-64, GN+SiLU, SA bottleneck, CSA skips", 0.26, 21.19
+    ),
+    "sa_unet": ModelSpec(
+        sa_unet, "SA-UNet with the v2 block (GN+SiLU), the paper's comparison row", 0.54, 26.54
+    ),
+    "sa_unet_bn_relu": ModelSpec(
+        sa_unet_bn_relu, "SA-UNet as published in 2020 (BN+ReLU)", 0.54, 26.30
+    ),
     "unet": ModelSpec(unet, "U-Net, widths 32-512, 4 pools, v2 block", 8.64, 137.10),
-    "attention_unet": ModelSpec(attention_unet, "Attention U-Net, widths 64-512, 3 pools, additive gates", 8.65, 425.05),
+    "attention_unet": ModelSpec(
+        attention_unet, "Attention U-Net, widths 64-512, 3 pools, additive gates", 8.65, 425.05
+    ),
 }
 
 
-def get_model(name: str, input_shape: Sequence[int | None] = (592, 592, 3), **kwargs) -> keras.Model:
+def get_model(
+    name: str, input_shape: Sequence[int | None] = (592, 592, 3), **kwargs
+) -> keras.Model:
     """Build the registered model ``name`` (see :data:`MODELS`) for ``input_shape``."""
     if name not in MODELS:
         raise KeyError(f"Unknown model {name!r}; available: {', '.join(MODELS)}.")
