@@ -1,0 +1,271 @@
+"""Backend-agnostic input pipeline: a ``keras.utils.PyDataset`` of padded, optionally augmented
+image/label batches, in numpy only (no ``tf.data``), so the same code feeds TensorFlow and JAX.
+
+Batches are ``(images, labels)``: images float32 (B, S, S, 3) in [0, 1], labels float32
+(B, S, S, 1) in {0, 1}, where S is the model side (whole images zero-padded to S x S with
+:func:`saunetv2_lib.data.padding.pad_to_side`, top-left anchored as in the official DRIVE code, or
+centred) or the patch size in patch mode.
+
+Randomness is deterministic and independent of worker scheduling: epoch ``e`` shuffles with a
+generator seeded from ``(seed, e)`` and every image's augmentation (and every patch position)
+uses its own generator seeded from ``(seed, e, index)``. :meth:`SegmentationDataset.on_epoch_end`
+(called by Keras after each epoch) advances ``e``; :meth:`SegmentationDataset.set_epoch` sets it
+(e.g. when resuming with ``initial_epoch``). Keras 3.15 can call ``on_epoch_end`` once before
+training starts (after building the model from the first batch; seen on JAX, and on TF with
+``workers > 1``), so training epoch k may use dataset epoch k + 1; runs stay reproducible.
+Keras' own ``fit(shuffle=True)`` additionally shuffles the *batch order* with Python's ``random``
+module; pass ``shuffle=False`` to ``fit`` (the dataset already shuffles its samples) or seed with
+``keras.utils.set_random_seed`` for a fully reproducible order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from saunetv2_lib.data.augment import random_patches
+from saunetv2_lib.data.padding import ANCHORS, pad_to_side, side_for
+
+Array = np.ndarray
+AugmentFn = Callable[[Array, Array, np.random.Generator], tuple[Array, Array]]
+
+
+def _pad_to_side(array: Array, side: int, anchor: str) -> Array:
+    padded, _ = pad_to_side(array, side, anchor=anchor)
+    return padded
+
+
+def _validated(
+    index: int, name: str, image: Any, label: Any, fov: Any = None
+) -> tuple[Array, Array, Array | None]:
+    image = np.asarray(image)
+    label = np.asarray(label)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"Sample {name!r}: image must have shape (H, W, 3), got {image.shape}.")
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ValueError(
+            f"Sample {name!r}: image must be float in [0, 1] (got dtype {image.dtype}); "
+            "divide uint8 images by 255."
+        )
+    if label.shape != image.shape[:2]:
+        raise ValueError(
+            f"Sample {name!r}: label shape {label.shape} does not match the image's "
+            f"(H, W) = {image.shape[:2]}."
+        )
+    if not np.isin(np.unique(label), (0, 1)).all():
+        raise ValueError(
+            f"Sample {name!r}: label must be binary {{0, 1}} (got values "
+            f"{np.unique(label)[:5].tolist()}...); threshold it first, e.g. label > 127."
+        )
+    if fov is not None:
+        fov = np.asarray(fov).astype(np.uint8)
+        if fov.shape != label.shape:
+            raise ValueError(f"Sample {name!r}: FOV shape {fov.shape} != label {label.shape}.")
+    return image.astype(np.float32, copy=False), label.astype(np.uint8, copy=False), fov
+
+
+class SegmentationDataset(keras.utils.PyDataset):
+    """Batches of (optionally augmented) images and labels for ``model.fit``.
+
+    Args:
+        samples: a sequence of samples with ``.image`` (float (H, W, 3) in [0, 1]), ``.label``
+            (uint8 {0, 1} (H, W)) and optionally ``.fov`` and ``.name`` (e.g. the output of
+            ``load_split``), or, when ``labels`` is given, a sequence/array of images.
+        labels: labels matching ``samples`` when ``samples`` are bare images.
+        batch_size: images (or patches) per batch.
+        side: model input side S. ``None`` (whole-image mode) = the largest H or W in the set
+            rounded up to a multiple of 8 (DRIVE 584x565 -> 592; STARE 605x700 -> 704 for both
+            orientations, so transposed variants still fit). Ignored in patch mode.
+        anchor: "top_left" (content at ``[0:H, 0:W]``, the official DRIVE protocol) or "center".
+        augment: ``None`` or a callable ``(image, label, rng) -> (image, label)``, e.g.
+            :func:`saunetv2_lib.data.augment.paper_augment`; applied per image and epoch.
+        patch_size: ``None`` for whole padded images; else square random patches of this size,
+            drawn uniformly over the (augmented) image, ``patches_per_image`` per image and epoch.
+        patches_per_image: patches cut from every image per epoch in patch mode.
+        shuffle: shuffle the sample order every epoch (seeded by ``(seed, epoch)``).
+        seed: integer seed of all randomness.
+        drop_remainder: drop the last, smaller batch.
+        workers, use_multiprocessing, max_queue_size: ``keras.utils.PyDataset`` options.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Any] | Array,
+        labels: Sequence[Any] | Array | None = None,
+        *,
+        batch_size: int = 8,
+        side: int | None = None,
+        anchor: str = "top_left",
+        augment: AugmentFn | None = None,
+        patch_size: int | None = None,
+        patches_per_image: int = 1,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_remainder: bool = False,
+        workers: int = 1,
+        use_multiprocessing: bool = False,
+        max_queue_size: int = 10,
+    ):
+        super().__init__(
+            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+        )
+        if labels is not None:
+            if len(samples) != len(labels):
+                raise ValueError(f"Got {len(samples)} images but {len(labels)} labels.")
+            entries = [(f"#{i}", samples[i], labels[i], None) for i in range(len(samples))]
+        else:
+            try:
+                entries = [
+                    (
+                        str(getattr(s, "name", f"#{i}")),
+                        s.image,
+                        s.label,
+                        getattr(s, "fov", None),
+                    )
+                    for i, s in enumerate(samples)
+                ]
+            except AttributeError as error:
+                raise ValueError(
+                    "SegmentationDataset expects samples with .image and .label, or images "
+                    "together with labels=..."
+                ) from error
+        if not entries:
+            raise ValueError("SegmentationDataset needs at least one sample.")
+        if anchor not in ANCHORS:
+            raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}.")
+        if int(batch_size) < 1 or int(patches_per_image) < 1:
+            raise ValueError("batch_size and patches_per_image must be >= 1.")
+        self.names = [name for name, *_ in entries]
+        validated = [_validated(i, *entry) for i, entry in enumerate(entries)]
+        self.images = [v[0] for v in validated]
+        self.labels = [v[1] for v in validated]
+        self.fovs = [v[2] for v in validated]
+        self.batch_size = int(batch_size)
+        self.anchor = anchor
+        self.augment = augment
+        self.patch_size = None if patch_size is None else int(patch_size)
+        self.patches_per_image = int(patches_per_image) if patch_size is not None else 1
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.drop_remainder = bool(drop_remainder)
+        self.epoch = 0
+        largest = max(max(image.shape[:2]) for image in self.images)
+        largest_shape = max((image.shape for image in self.images), key=lambda s: max(s[:2]))
+        if self.patch_size is not None:
+            smallest = min(min(image.shape[:2]) for image in self.images)
+            if not 1 <= self.patch_size <= smallest:
+                raise ValueError(
+                    f"patch_size {self.patch_size} must be between 1 and the smallest image "
+                    f"side in the set ({smallest} px)."
+                )
+            self.side = self.patch_size
+        elif side is None:
+            self.side = side_for(largest_shape)
+        else:
+            self.side = int(side)
+            for name, image in zip(self.names, self.images, strict=True):
+                if max(image.shape[:2]) > self.side:
+                    raise ValueError(
+                        f"Sample {name!r} of size {image.shape[0]}x{image.shape[1]} does not fit "
+                        f"the model side {self.side}; use side >= {largest}."
+                    )
+        if len(self) == 0:
+            raise ValueError(
+                f"No full batch: {self.num_items} items with batch_size {self.batch_size} and "
+                "drop_remainder=True."
+            )
+
+    # --- indexing ---------------------------------------------------------------------------
+
+    @property
+    def num_items(self) -> int:
+        """Images (whole-image mode) or patches (patch mode) per epoch."""
+        return len(self.images) * self.patches_per_image
+
+    def __len__(self) -> int:
+        if self.drop_remainder:
+            return self.num_items // self.batch_size
+        return math.ceil(self.num_items / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order and augmentations the next batches use."""
+        self.epoch = int(epoch)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+
+    def epoch_order(self, epoch: int | None = None) -> Array:
+        """Item order of an epoch (item ``k`` is patch ``k % ppi`` of image ``k // ppi``)."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        if not self.shuffle:
+            return np.arange(self.num_items)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch]))
+        return rng.permutation(self.num_items)
+
+    def _augmented(self, image_index: int, epoch: int) -> tuple[Array, Array]:
+        image, label = self.images[image_index], self.labels[image_index]
+        if self.augment is None:
+            return image, label
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, epoch, image_index]))
+        image, label = self.augment(image, label, rng)
+        return np.asarray(image, dtype=np.float32), np.asarray(label, dtype=np.uint8)
+
+    def __getitem__(self, index: int) -> tuple[Array, Array]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"Batch index {index} out of range for {len(self)} batches.")
+        epoch = self.epoch
+        items = self.epoch_order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        side = self.side
+        images = np.zeros((len(items), side, side, 3), dtype=np.float32)
+        labels = np.zeros((len(items), side, side, 1), dtype=np.float32)
+        augmented: dict[int, tuple[Array, Array]] = {}  # each image augmented once per batch
+        for row, item in enumerate(items):
+            image_index = int(item) // self.patches_per_image
+            if image_index not in augmented:
+                augmented[image_index] = self._augmented(image_index, epoch)
+            image, label = augmented[image_index]
+            if self.patch_size is None:
+                images[row] = _pad_to_side(image, side, self.anchor)
+                labels[row, ..., 0] = _pad_to_side(label, side, self.anchor)
+            else:
+                rng = np.random.default_rng(
+                    np.random.SeedSequence([self.seed, epoch, image_index, int(item) + 1])
+                )
+                patch, patch_label = random_patches(image, label, side, 1, rng)
+                images[row], labels[row, ..., 0] = patch[0], patch_label[0]
+        return images, labels
+
+
+def tf_dataset(dataset: SegmentationDataset, epochs: int = 1, prefetch: int = 2):
+    """A ``tf.data.Dataset`` over ``epochs`` epochs of ``dataset``, built in a background thread.
+
+    Optional fast path for the TensorFlow backend only (``tf.data`` prefetches the numpy work
+    while the model trains). Epochs advance exactly as with Keras' ``on_epoch_end``; call
+    ``model.fit(ds, epochs=epochs, steps_per_epoch=len(dataset))``. Raises ``ImportError`` when
+    TensorFlow is not installed (e.g. on a JAX-only machine): use the dataset directly there.
+    """
+    try:
+        import tensorflow as tf
+    except ImportError as error:
+        raise ImportError(
+            "tf_dataset needs TensorFlow; on JAX pass the SegmentationDataset to fit directly."
+        ) from error
+    start = dataset.epoch
+
+    def generate():
+        for epoch in range(start, start + int(epochs)):
+            dataset.set_epoch(epoch)
+            for index in range(len(dataset)):
+                yield dataset[index]
+        dataset.set_epoch(start + int(epochs))
+
+    side = dataset.side
+    signature = (
+        tf.TensorSpec((None, side, side, 3), tf.float32),
+        tf.TensorSpec((None, side, side, 1), tf.float32),
+    )
+    return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(prefetch)
