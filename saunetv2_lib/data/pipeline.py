@@ -33,6 +33,10 @@ from saunetv2_lib.data.padding import ANCHORS, pad_to_side, side_for
 Array = np.ndarray
 AugmentFn = Callable[[Array, Array, np.random.Generator], tuple[Array, Array]]
 
+# Rounding max(H, W) up to a multiple of 16 gives exactly the official model sides: DRIVE
+# 584 -> 592, STARE 700 -> 704, CHASE_DB1 999 -> 1008 (a multiple of 8 would give 584 for DRIVE).
+SIDE_MULTIPLE = 16
+
 
 def _pad_to_side(array: Array, side: int, anchor: str) -> Array:
     padded, _ = pad_to_side(array, side, anchor=anchor)
@@ -78,8 +82,9 @@ class SegmentationDataset(keras.utils.PyDataset):
         labels: labels matching ``samples`` when ``samples`` are bare images.
         batch_size: images (or patches) per batch.
         side: model input side S. ``None`` (whole-image mode) = the largest H or W in the set
-            rounded up to a multiple of 8 (DRIVE 584x565 -> 592; STARE 605x700 -> 704 for both
-            orientations, so transposed variants still fit). Ignored in patch mode.
+            rounded up to a multiple of 16, which gives the official sides (DRIVE 584x565 -> 592;
+            STARE 605x700 -> 704 for both orientations, so transposed variants still fit;
+            CHASE_DB1 -> 1008). Ignored in patch mode.
         anchor: "top_left" (content at ``[0:H, 0:W]``, the official DRIVE protocol) or "center".
         augment: ``None`` or a callable ``(image, label, rng) -> (image, label)``, e.g.
             :func:`saunetv2_lib.data.augment.paper_augment`; applied per image and epoch.
@@ -164,7 +169,7 @@ class SegmentationDataset(keras.utils.PyDataset):
                 )
             self.side = self.patch_size
         elif side is None:
-            self.side = side_for(largest_shape)
+            self.side = side_for(largest_shape, multiple=SIDE_MULTIPLE)
         else:
             self.side = int(side)
             for name, image in zip(self.names, self.images, strict=True):

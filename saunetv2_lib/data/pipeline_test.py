@@ -84,7 +84,7 @@ def test_center_padding_splits_margins_evenly():
 def test_default_side_rounds_up_and_fits_both_orientations():
     tall, wide = _samples(1, shape=(13, 10)), _samples(1, shape=(10, 13))
     dataset = SegmentationDataset(tall + wide, batch_size=2, shuffle=False)
-    assert dataset.side == 16  # max(13, 10) rounded up to a multiple of 8
+    assert dataset.side == 16  # max(13, 10) rounded up to a multiple of 16
     images, _ = dataset[0]
     assert images.shape == (2, 16, 16, 3)
     # Transposed variants made by the STARE recipe still fit the same side.
@@ -97,6 +97,16 @@ def test_default_side_rounds_up_and_fits_both_orientations():
     )
     with pytest.raises(ValueError, match="does not fit the model side"):
         SegmentationDataset(tall, side=12)
+
+
+@pytest.mark.parametrize(
+    ("shape", "side"), [((584, 565), 592), ((605, 700), 704), ((960, 999), 1008), ((33, 20), 48)]
+)
+def test_default_side_is_the_official_model_side(shape, side):
+    # Only the constructor runs (no batch), so full-size zero arrays stay cheap.
+    images = np.zeros((1, *shape, 3), np.float32)
+    dataset = SegmentationDataset(images, np.zeros((1, *shape), np.uint8), batch_size=1)
+    assert dataset.side == side
 
 
 def test_seeded_epoch_order_is_deterministic_and_changes_per_epoch():
