@@ -1,0 +1,314 @@
+"""Vessel segmentation of your own fundus images with a trained model.
+
+How an image of any size is handled (:func:`predict_image`):
+
+* If the model has a fixed square input side (the shipped models: 592 for DRIVE, 704 for STARE)
+  and the image fits inside it while covering at least ``FIXED_SIZE_MIN_FILL`` of its area, the
+  image is zero-padded to that side with the evaluation's anchor (top-left by default), predicted,
+  and cropped back. This is exactly the test protocol, so a DRIVE test image gives the same map as
+  ``saunetv2 evaluate``.
+* Otherwise (larger images, much smaller images, or a model built with ``None`` spatial input) the
+  model is rebuilt as a *fully convolutional twin*: the same functional graph with a
+  ``(None, None, 3)`` input, weights copied layer by layer by name. The image is zero-padded to the
+  smallest square side divisible by ``2**pools`` and predicted whole. We prefer this to tiling
+  because the models use group normalisation, whose statistics are computed over the whole
+  feature map: a whole image matches what the network saw in training, a 592-px tile of a larger
+  image would not. Memory grows with the image (about 5 GB at 2000x2000 on CPU).
+
+Scale is not adapted: the models learnt vessel widths at DRIVE/STARE resolution (about 565-700 px
+across the field of view). Resize much larger photographs to a similar field-of-view diameter
+first for meaningful results.
+
+Input: any format Pillow (or tifffile) reads: TIFF, PNG, JPEG, PPM, GIF (first frame), BMP...;
+RGB, grey (replicated to 3 channels), grey+alpha or RGBA (alpha dropped), palette; 8 or 16 bit
+(scaled by 255 or 65535 to ``[0, 1]``). The field of view is derived from the image
+(:func:`saunetv2_lib.data.fov.derive_fov`) and probabilities outside it are set to 0 (the dark
+border holds no vessels, and models sometimes respond to the rim); ``use_fov=False`` disables it.
+
+Outputs per image, in ``out_dir``: ``<stem>_prob.png`` (probability x 255, 8-bit grey),
+``<stem>_mask.png`` (0/255, probability strictly above the threshold) and ``<stem>_overlay.png``
+(the image with vessels tinted green).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+MIN_SIDE = 32
+"""Smallest accepted image side in pixels (a 3-pool U-Net needs a few pixels at 1/8 scale)."""
+
+FIXED_SIZE_MIN_FILL = 0.5
+"""Pad into a fixed-size model only if the image covers at least this fraction of its input area;
+smaller images would be mostly zero padding, which shifts the group-norm statistics."""
+
+OVERLAY_COLOR = (0, 255, 0)
+OVERLAY_ALPHA = 0.6
+
+_TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+# ----------------------------------------------------------------------------------- reading
+def to_rgb_float(array: np.ndarray, source: str = "image") -> np.ndarray:
+    """Convert a decoded image array to float32 RGB ``(H, W, 3)`` in ``[0, 1]``.
+
+    Grey ``(H, W)`` / ``(H, W, 1)`` is replicated to 3 channels, grey+alpha keeps the grey, RGBA
+    drops alpha. ``uint8`` is divided by 255, ``uint16`` by 65535, other integers by 65535 when
+    their maximum exceeds 255 (16-bit data in a wider type) else by 255; floats are clipped to
+    ``[0, 1]`` (divided by 255 first when their maximum exceeds 1).
+    """
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    elif array.ndim == 3 and array.shape[-1] == 2:  # grey + alpha
+        array = np.stack([array[..., 0]] * 3, axis=-1)
+    elif array.ndim == 3 and array.shape[-1] == 4:  # RGBA
+        array = array[..., :3]
+    elif not (array.ndim == 3 and array.shape[-1] == 3):
+        raise ValueError(
+            f"{source}: unsupported image shape {array.shape}; expected grey, grey+alpha, RGB or RGBA."
+        )
+    if array.dtype == np.bool_:
+        out = array.astype(np.float32)
+    elif array.dtype == np.uint8:
+        out = array.astype(np.float32) / 255.0
+    elif array.dtype == np.uint16:
+        out = array.astype(np.float32) / 65535.0
+    elif np.issubdtype(array.dtype, np.integer):
+        scale = 65535.0 if array.max(initial=0) > 255 else 255.0
+        out = np.clip(array.astype(np.float32) / scale, 0.0, 1.0)
+    elif np.issubdtype(array.dtype, np.floating):
+        out = array.astype(np.float32)
+        if out.max(initial=0.0) > 1.0:
+            out = out / 255.0
+        out = np.clip(out, 0.0, 1.0)
+    else:
+        raise ValueError(f"{source}: unsupported pixel type {array.dtype}.")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _pil_to_array(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode.startswith("I;16"):
+        return np.asarray(image).astype(np.uint16)
+    if mode in ("I", "F", "L", "LA", "RGB", "RGBA"):
+        return np.asarray(image)
+    if mode in ("P", "PA"):
+        return np.asarray(image.convert("RGBA"))
+    if mode == "1":
+        return np.asarray(image.convert("L"))
+    return np.asarray(image.convert("RGB"))  # CMYK, YCbCr, LAB, HSV ...
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as float32 RGB ``(H, W, 3)`` in ``[0, 1]`` (see :func:`to_rgb_float`).
+
+    TIFFs are read with tifffile first (16-bit RGB), falling back to Pillow (e.g. LZW-compressed
+    DRIVE TIFFs). Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file
+    for anything that is not a readable image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    array = None
+    if path.suffix.lower() in (".tif", ".tiff"):
+        try:
+            import tifffile
+
+            array = tifffile.imread(path, key=0)
+        except Exception:  # noqa: BLE001 - e.g. LZW needs imagecodecs; Pillow handles those
+            array = None
+    if array is None:
+        try:
+            with Image.open(path) as image:
+                image.seek(0)
+                array = _pil_to_array(image)
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+            raise ValueError(f"{path}: not a readable image ({error}).") from error
+    return to_rgb_float(array, source=str(path))
+
+
+# ---------------------------------------------------------------------------------- the model
+def _spatial_input(model) -> tuple[int | None, int | None]:
+    shape = model.input_shape
+    if isinstance(shape, list):
+        shape = shape[0]
+    return shape[1], shape[2]
+
+
+def size_multiple(model) -> int:
+    """``2**number_of_pooling_layers``: every padded side must be divisible by this."""
+    pools = sum(1 for layer in model.layers if "Pooling2D" in type(layer).__name__)
+    return 2 ** max(pools, 0)
+
+
+def fully_convolutional(model):
+    """The model rebuilt with a ``(None, None, C)`` input, sharing no state but the weight values.
+
+    Works for functional models whose layers are size-agnostic (all models of this library);
+    weights are copied layer by layer by name. Returns ``model`` itself when its input is already
+    ``None`` x ``None``. The twin is cached per model.
+    """
+    import keras
+
+    if _spatial_input(model) == (None, None):
+        return model
+    cached = _TWINS.get(model)
+    if cached is not None:
+        return cached
+    try:
+        config = model.get_config()
+        for layer in config["layers"]:
+            if layer["class_name"] == "InputLayer":
+                batch_shape = list(layer["config"]["batch_shape"])
+                layer["config"]["batch_shape"] = [batch_shape[0], None, None, batch_shape[-1]]
+        twin = keras.Model.from_config(config)
+    except (KeyError, TypeError, ValueError, NotImplementedError) as error:
+        raise ValueError(
+            f"Cannot build a size-agnostic copy of model {model.name!r} ({error}); predict images "
+            "that fit its input size instead."
+        ) from error
+    for layer in model.layers:
+        twin.get_layer(layer.name).set_weights(layer.get_weights())
+    _TWINS[model] = twin
+    return twin
+
+
+def _predict_padded(model, padded: np.ndarray) -> np.ndarray:
+    out = model.predict_on_batch(padded[None].astype(np.float32))
+    return np.asarray(out)[0, ..., 0]
+
+
+def predict_image(model, image: np.ndarray, anchor: str = "top_left") -> np.ndarray:
+    """Vessel probability map ``(H, W)`` float32 in ``[0, 1]`` for one RGB image of any size.
+
+    ``image`` is float ``(H, W, 3)`` in ``[0, 1]`` (:func:`read_image`). See the module docstring
+    for the pad-to-model-side vs fully-convolutional choice. ``anchor`` is where the image sits in
+    the padded square (``"top_left"``: the paper's test protocol, or ``"center"``).
+    """
+    from saunetv2_lib.data.padding import crop_back, pad_to_side
+
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"predict_image expects an (H, W, 3) RGB image, got shape {image.shape}.")
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ValueError(
+            f"image is {width}x{height} px; at least {MIN_SIDE} px per side is needed."
+        )
+    fixed_h, fixed_w = _spatial_input(model)
+    fits_fixed = (
+        fixed_h is not None
+        and fixed_h == fixed_w
+        and height <= fixed_h
+        and width <= fixed_w
+        and height * width >= FIXED_SIZE_MIN_FILL * fixed_h * fixed_w
+    )
+    if fits_fixed:
+        side, runner = fixed_h, model
+    else:
+        multiple = size_multiple(model)
+        side, runner = (
+            multiple * math.ceil(max(height, width) / multiple),
+            fully_convolutional(model),
+        )
+    padded, info = pad_to_side(image, side, anchor=anchor)
+    probability = crop_back(_predict_padded(runner, padded), info)
+    return np.clip(probability.astype(np.float32), 0.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------ outputs
+def to_uint8(probability: np.ndarray) -> np.ndarray:
+    """Probability ``[0, 1]`` to 8-bit grey (``round(p * 255)``)."""
+    return np.round(np.clip(probability, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def overlay(
+    image: np.ndarray, mask: np.ndarray, color=OVERLAY_COLOR, alpha: float = OVERLAY_ALPHA
+) -> np.ndarray:
+    """The RGB image (float ``[0, 1]``) as 8-bit with ``mask`` pixels blended towards ``color``."""
+    base = np.clip(image, 0.0, 1.0) * 255.0
+    tint = np.asarray(color, dtype=np.float32)
+    blended = np.where(mask[..., None].astype(bool), (1.0 - alpha) * base + alpha * tint, base)
+    return np.round(blended).astype(np.uint8)
+
+
+@dataclass
+class FileResult:
+    """What happened to one input file: the written outputs, or a one-line error."""
+
+    path: Path
+    outputs: dict[str, Path] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _unique_stems(paths: Sequence[Path]) -> list[str]:
+    stems = [p.stem for p in paths]
+    # Two inputs with the same stem (a.png, a.jpg) must not overwrite each other's outputs.
+    return [
+        f"{p.stem}_{p.suffix.lstrip('.')}" if stems.count(p.stem) > 1 and p.suffix else p.stem
+        for p in paths
+    ]
+
+
+def predict_files(
+    model,
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    threshold: float = 0.5,
+    use_fov: bool = True,
+    anchor: str = "top_left",
+) -> list[FileResult]:
+    """Segment every image in ``paths`` and write its prob / mask / overlay PNGs to ``out_dir``.
+
+    A file that is missing, unreadable, not an image or smaller than ``MIN_SIDE`` gets a
+    :class:`FileResult` with a one-line ``error`` naming it; the other files are still processed.
+    """
+    from saunetv2_lib.data.fov import derive_fov
+
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}.")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [Path(p) for p in paths]
+    results = []
+    for path, stem in zip(paths, _unique_stems(paths), strict=True):
+        result = FileResult(path)
+        try:
+            image = read_image(path)
+            if min(image.shape[:2]) < MIN_SIDE:
+                height, width = image.shape[:2]
+                raise ValueError(
+                    f"{path}: image is {width}x{height} px; at least {MIN_SIDE} px per side is needed."
+                )
+            probability = predict_image(model, image, anchor=anchor)
+            if use_fov:
+                probability = probability * (np.asarray(derive_fov(image)) > 0)
+            mask = probability > threshold
+            outputs = {
+                "prob": out_dir / f"{stem}_prob.png",
+                "mask": out_dir / f"{stem}_mask.png",
+                "overlay": out_dir / f"{stem}_overlay.png",
+            }
+            Image.fromarray(to_uint8(probability)).save(outputs["prob"])
+            Image.fromarray(mask.astype(np.uint8) * 255).save(outputs["mask"])
+            Image.fromarray(overlay(image, mask)).save(outputs["overlay"])
+            result.outputs = outputs
+        except (ValueError, OSError) as error:
+            text = str(error).strip()
+            message = text.splitlines()[0] if text else type(error).__name__
+            result.error = message if str(path) in message else f"{path}: {message}"
+        results.append(result)
+    return results
