@@ -84,6 +84,23 @@ def dice_loss(y_true, y_pred, smooth: float = 1.0):
     return 1.0 - (2.0 * intersection + smooth) / (ops.sum(y_pred) + ops.sum(y_true) + smooth)
 
 
+def _scale_for_replicas(loss):
+    """Divide by the number of ``tf.distribute`` replicas, as Keras does for its own losses.
+
+    Keras scales a non-scalar loss by ``1 / replicas`` in its reduction and multiplies the logged
+    value back; a loss that is already a scalar skips that step, so without this a
+    ``MirroredStrategy`` would sum the replicas' losses (and gradients) instead of averaging them.
+    A no-op on one device and on JAX.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            loss = loss / replicas
+    return loss
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class BceMccLoss(keras.losses.Loss):
     """SA-UNetv2 loss ``bce_weight * mean(BCE) + mcc_weight * (1 - soft batch MCC)`` (spec 3).
@@ -119,7 +136,7 @@ class BceMccLoss(keras.losses.Loss):
                 "BceMccLoss does not support sample_weight: its MCC term is pooled over the "
                 "whole batch. Remove the sample weights from the dataset."
             )
-        return super().__call__(y_true, y_pred)
+        return _scale_for_replicas(super().__call__(y_true, y_pred))
 
     def call(self, y_true, y_pred):
         y_true, y_pred = _as_float32(y_true, y_pred)
