@@ -15,6 +15,7 @@ import sys
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES = [
     "saunetv2_lib.cli_core",
+    "saunetv2_lib.data.cli",
     "saunetv2_lib.eval_cli",
 ]
 
