@@ -8,6 +8,10 @@ folder's ``SHA256SUMS`` by :func:`write_checksum_table`.
 STARE is officially distributed as ``*.ppm.gz``. The table holds the hashes of the decompressed
 ``.ppm`` files; when only ``name.ppm.gz`` is present, :func:`verify` hashes its *decompressed*
 content, so a compressed and an uncompressed copy of the same file both pass.
+
+Known benign mismatch: copies of DRIVE's ``test/images/01_test.tif`` circulate in two TIFF
+containers with identical pixels (4-row strips, as in the table, or a single strip; see the data
+MANIFEST). A mismatch on that one file alone is worth a look at the pixels before re-downloading.
 """
 
 from __future__ import annotations
