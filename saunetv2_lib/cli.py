@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "saunetv2_lib.cli_core",
     "saunetv2_lib.data.cli",
     "saunetv2_lib.eval_cli",
+    "saunetv2_lib.train_cli",
 ]
 
 

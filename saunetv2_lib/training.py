@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -68,6 +69,8 @@ class TrainConfig:
         checkpoint_monitor, checkpoint_mode: which value ``best.keras`` maximises or minimises.
         val_count: number of training SOURCE images held out for validation (never augmented).
         augment: apply ``saunetv2_lib.data.augment.paper_augment`` on the fly to training images.
+        augment_flips: the recipe's flip set, ``"drive"`` (h, v, hv) or ``"stare"`` (transpose
+            instead of hv, as in the official STARE set).
         epoch_repeats: copies of each training source per epoch, each augmented independently.
         patch_size: train on random square patches of this side (pixels) of the padded image and
             validate on tiles of that side; ``None`` trains and validates on whole padded images.
@@ -101,6 +104,7 @@ class TrainConfig:
     checkpoint_mode: str = "max"
     val_count: int = 2
     augment: bool = True
+    augment_flips: str = "drive"
     epoch_repeats: int = 1
     patch_size: int | None = None
     max_train_images: int | None = None
@@ -122,6 +126,10 @@ class TrainConfig:
             )
         if self.anchor not in ("top_left", "center"):
             problems.append(f"anchor must be 'top_left' or 'center' (got {self.anchor!r})")
+        if self.augment_flips not in ("drive", "stare"):
+            problems.append(
+                f"augment_flips must be 'drive' or 'stare' (got {self.augment_flips!r})"
+            )
         if self.checkpoint_mode not in ("min", "max"):
             problems.append(
                 f"checkpoint_mode must be 'min' or 'max' (got {self.checkpoint_mode!r})"
@@ -411,11 +419,11 @@ def _float_or_none(value: Any) -> float | None:
 
 def _select_split(config: TrainConfig) -> tuple[list[Any], list[Any]]:
     """Load the training sources and hold ``val_count`` of them out (seeded, by source image)."""
-    from saunetv2_lib import data
-    from saunetv2_lib.data import splits
+    from saunetv2_lib.data.datasets import data_root, load_split
+    from saunetv2_lib.data.splits import train_val_split
 
-    root = Path(config.data_root) if config.data_root else data.data_root()
-    samples = data.load_split(config.dataset, "train", root=root, labels=config.labels)
+    root = Path(config.data_root) if config.data_root else data_root()
+    samples = load_split(config.dataset, "train", root=root, labels=config.labels)
     if config.max_train_images is not None:
         samples = samples[: config.max_train_images]
     if len(samples) <= config.val_count:
@@ -423,7 +431,11 @@ def _select_split(config: TrainConfig) -> tuple[list[Any], list[Any]]:
             f"{config.dataset}: {len(samples)} training images under {root} cannot spare "
             f"val_count={config.val_count} for validation."
         )
-    return splits.train_val_split(samples, val_count=config.val_count, seed=config.seed)
+    train_names, val_names = train_val_split(
+        [s.name for s in samples], n_val=config.val_count, seed=config.seed
+    )
+    by_name = {s.name: s for s in samples}
+    return [by_name[n] for n in train_names], [by_name[n] for n in val_names]
 
 
 def _validation_arrays(samples: list[Any], config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -456,19 +468,25 @@ def _tiles(batch: np.ndarray, tile: int) -> np.ndarray:
     return tiles.reshape(n * rows * cols, tile, tile, channels)
 
 
-def _training_dataset(samples: list[Any], config: TrainConfig, seed: int):
+def _training_dataset(samples: list[Any], config: TrainConfig, epoch: int):
+    """The shuffled, augmented training batches; ``epoch`` selects the random stream (resume)."""
+    from saunetv2_lib.data.augment import paper_augment
     from saunetv2_lib.data.pipeline import SegmentationDataset
 
-    return SegmentationDataset(
+    augment = functools.partial(paper_augment, flips=config.augment_flips)
+    dataset = SegmentationDataset(
+        # Repeated entries are distinct items: each copy gets its own augmentation draw.
         list(samples) * config.epoch_repeats,
         batch_size=config.batch_size,
         side=config.side,
         anchor=config.anchor,
-        augment=config.augment,
+        augment=augment if config.augment else None,
         patch_size=config.patch_size,
         shuffle=True,
-        seed=seed,
+        seed=config.seed,
     )
+    dataset.set_epoch(epoch)
+    return dataset
 
 
 # --------------------------------------------------------------------------------------------
@@ -643,8 +661,10 @@ def train(
     Callbacks: progress bar (``verbose``), per-epoch time, ``TerminateOnNaN``,
     ``ReduceLROnPlateau``, ``EarlyStopping``, :class:`BestCheckpoint` (``best.keras``),
     ``CSVLogger`` (``history.csv``, appended on resume) and :class:`ResumeState`. Seeds come from
-    ``config.seed`` via ``keras.utils.set_random_seed``; a resumed session re-seeds with
-    ``seed + completed_epochs`` so it does not replay the first epochs' random draws.
+    ``config.seed`` via ``keras.utils.set_random_seed`` (weights, DropBlock); the data order and
+    augmentation draws are seeded by ``(seed, epoch)``, so a resumed session continues the data
+    stream where it stopped, and re-seeds Keras with ``seed + completed_epochs`` so it does not
+    replay the first epochs' DropBlock draws.
 
     Args:
         config: the run's configuration; with ``resume=True`` it may be ``None`` (the saved
@@ -703,7 +723,7 @@ def train(
 
     keras.utils.set_random_seed(config.seed + initial_epoch)
     train_samples, val_samples = _select_split(config)
-    train_data = _training_dataset(train_samples, config, seed=config.seed + initial_epoch)
+    train_data = _training_dataset(train_samples, config, epoch=initial_epoch)
     x_val, y_val = _validation_arrays(val_samples, config)
 
     with _scope(strategy):
@@ -753,6 +773,7 @@ def train(
         validation_batch_size=config.batch_size,
         epochs=config.epochs,
         initial_epoch=initial_epoch,
+        shuffle=False,  # the dataset shuffles, seeded by (seed, epoch)
         callbacks=callbacks,
         verbose=verbose,
     )
