@@ -418,7 +418,7 @@ def train_threshold(
 def format_rows(rows: Sequence[dict[str, Any]], percent: bool = True) -> str:
     """A fixed-width text table of switchboard rows (metrics in percent by default)."""
     header = ["protocol", "thr", *METRIC_NAMES]
-    lines = ["  ".join(f"{h:>11}" if i else f"{h:<28}" for i, h in enumerate(header))]
+    lines = ["  ".join(f"{h:>11}" if i else f"{h:<32}" for i, h in enumerate(header))]
     for row in rows:
         scale = 100.0 if percent else 1.0
         cells = [

@@ -224,9 +224,10 @@ def ship_weights(
     """Install a training run's ``best.keras`` as shipped weights ``NAME`` with its model card.
 
     Args:
-        run_dir: a training output folder holding ``best.keras`` and (optionally)
-            ``summary.json``, whose contents go into the card under ``training`` and whose
-            configuration, epochs, wall time, hardware and backend are lifted to the top level.
+        run_dir: a training output folder (:func:`saunetv2_lib.training.train`) holding
+            ``best.keras`` and optionally ``summary.json`` (stored under ``training``; its model,
+            dataset, epochs, wall time, hardware and backend are lifted to the top level) and
+            ``config.json`` (stored as ``configuration``).
         name: the registry name, e.g. ``"drive"``.
         eval_results: an :class:`~saunetv2_lib.evaluation.EvalResult`, a list of them, or rows of
             :func:`~saunetv2_lib.evaluation.protocol_switchboard` (dicts); stored under ``metrics``.
@@ -257,18 +258,28 @@ def ship_weights(
         "source_run": str(run_dir),
     }
     lifted = (
+        "profile",
         "model",
         "dataset",
-        "config",
-        "configuration",
         "epochs_run",
+        "max_epochs",
+        "stopped_early",
+        "best_epoch",
+        "monitor",
         "wall_time_s",
-        "hardware",
-        "backend",
     )
-    for key in lifted:
-        if key in summary:
-            card[key] = summary[key]
+    card.update({key: summary[key] for key in lifted if key in summary})
+    # training.py records hardware and backend under "environment"; accept them at the top too.
+    environment = summary.get("environment", {})
+    card["backend"] = summary.get("backend", environment.get("backend"))
+    card["hardware"] = summary.get(
+        "hardware",
+        {k: environment[k] for k in ("cpu_model", "cpu_count", "gpus") if k in environment},
+    )
+    if "versions" in environment:
+        card["versions"] = environment["versions"]
+    if (run_dir / "config.json").is_file():
+        card["configuration"] = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     card["metrics"] = _metric_rows(eval_results)
     card["training"] = summary
     if extra:

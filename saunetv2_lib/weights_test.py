@@ -72,8 +72,10 @@ def test_ship_weights_installs_file_and_card(tiny_model_file, tmp_path, monkeypa
     run = tmp_path / "run"
     run.mkdir()
     (run / "best.keras").write_bytes(source.read_bytes())
-    summary = {"epochs_run": 3, "wall_time_s": 12.5, "backend": "tensorflow", "hardware": "cpu"}
+    environment = {"cpu_model": "Xeon", "cpu_count": 2, "gpus": [], "backend": "tensorflow"}
+    summary = {"epochs_run": 3, "wall_time_s": 12.5, "environment": environment}
     (run / "summary.json").write_text(json.dumps(summary))
+    (run / "config.json").write_text(json.dumps({"model": "sa_unet_v2", "batch_size": 8}))
     rows = [
         {"region": "whole", "aggregate": "per_image", "paper": True, "f1": 0.5},
         {"region": "fov", "aggregate": "pooled", "paper": False, "f1": np.float32(0.25)},
@@ -84,7 +86,10 @@ def test_ship_weights_installs_file_and_card(tiny_model_file, tmp_path, monkeypa
     assert path.read_bytes() == source.read_bytes()
     card = json.loads((shipped / "drive.json").read_text())
     assert card["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
-    assert card["epochs_run"] == 3 and card["backend"] == "tensorflow"
+    assert card["epochs_run"] == 3 and card["wall_time_s"] == 12.5
+    assert card["backend"] == "tensorflow"
+    assert card["hardware"] == {"cpu_model": "Xeon", "cpu_count": 2, "gpus": []}
+    assert card["configuration"] == {"model": "sa_unet_v2", "batch_size": 8}
     assert card["training"] == summary
     assert weights.paper_row(card)["f1"] == 0.5
     assert card["metrics"][1]["f1"] == pytest.approx(0.25)
