@@ -291,3 +291,13 @@ def test_shipped_weights_reproduce_their_model_card(name, dataset, real_data_roo
     result = evaluate(weights.load_weights(name), dataset, protocol=protocol, root=real_data_root)
     assert result.summary["f1"] == pytest.approx(row["f1"], abs=1e-4)
     assert result.summary["auc"] == pytest.approx(row["auc"], abs=1e-4)
+
+
+def test_train_threshold_is_chosen_on_the_training_split(fake_data):
+    threshold = evaluation.train_threshold(green_model(), "DRIVE", Protocol(side=SIDE))
+    assert fake_data[-1][1] == "train"  # never the test split
+    samples = _fake_samples()
+    green = np.concatenate([s.image[..., 1].ravel() for s in samples])
+    labels = np.concatenate([s.label.ravel() for s in samples])
+    # The fake label is green > 0.6, so the F1-best cut separates the classes exactly.
+    assert green[labels == 0].max() < threshold < green[labels == 1].min()
