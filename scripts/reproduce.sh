@@ -10,4 +10,4 @@ if [ ! -d "$SAUNETV2_DATA" ]; then
     echo "note: $SAUNETV2_DATA does not exist; the companion falls back to its synthetic DRIVE" >&2
     unset SAUNETV2_DATA
 fi
-.venv/bin/saunetv2 complexity
+.venv/bin/saunetv2 reproduce --profile "${1:-quick}"
