@@ -56,7 +56,8 @@ class TrainConfig:
         model_kwargs: extra keyword arguments for the model factory (e.g. ``dropblock_rate``).
         dataset: ``"drive"``, ``"stare"`` or ``"chase"`` (see ``saunetv2_lib.data.DATASETS``).
         data_root: dataset root; ``None`` uses ``saunetv2_lib.data.data_root()``
-            (``$SAUNETV2_DATA`` or a cached synthetic DRIVE).
+            (``$SAUNETV2_DATA`` or a cached synthetic DRIVE), resolved when the run starts and
+            saved in ``config.json`` so that a resumed run reads the same data.
         labels: which manual annotation to train on (``"reference"`` or ``"second"``).
         side: square model input side in pixels; images are zero-padded to it.
         anchor: where the image sits in the padded square, ``"top_left"`` or ``"center"``.
@@ -614,6 +615,8 @@ def _check_out_dir(out_dir: Path, config: TrainConfig | None, resume: bool) -> T
         saved = TrainConfig.from_dict(json.loads(config_path.read_text("utf-8")))
         if config is None:
             return saved
+        if config.data_root is None:
+            config = config.replace(data_root=saved.data_root)
         differing = [
             f.name
             for f in dataclasses.fields(TrainConfig)
@@ -690,6 +693,12 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = _check_out_dir(out_dir, config, resume)
+    if config.data_root is None:
+        # Pin the resolved root in config.json: a resume must not silently switch datasets
+        # (e.g. to the synthetic fallback when SAUNETV2_DATA is unset in the resuming shell).
+        from saunetv2_lib.data.datasets import data_root
+
+        config = config.replace(data_root=str(data_root().resolve()))
     if strategy is not None and keras.backend.backend() != "tensorflow":
         raise ValueError("strategy= needs the TensorFlow backend; under JAX pass distribution=.")
     if distribution is not None:
@@ -802,6 +811,8 @@ def _result(
     split: dict[str, list[str]] | None = None,
     terminated_on_nan: bool = False,
 ) -> TrainResult:
+    from saunetv2_lib.data.datasets import is_synthetic
+
     history = _read_history(out_dir / "history.csv")
     state = state or {}
     ckpt = state.get("checkpoint", {})
@@ -837,6 +848,8 @@ def _result(
             "wall_time_s": result.wall_time_s,
             "mean_epoch_time_s": float(np.mean(epoch_times)) if epoch_times else None,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "data_root": config.data_root,
+            "synthetic_data": is_synthetic(config.data_root),
             "split": split,
             "command": " ".join(sys.argv),
             "environment": environment_info(),
