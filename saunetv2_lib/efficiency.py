@@ -1,0 +1,342 @@
+"""CPU inference benchmark: the paper's four models on every inference path, in one process.
+
+Method (:func:`benchmark`, ``saunetv2 bench``):
+
+* every model is built once at ``size x size x 3`` with seeded random weights (the cost of dense
+  float convolutions does not depend on the weight values), and one seeded uniform image batch of
+  ``batch_size`` is used throughout;
+* for each path (:data:`saunetv2_lib.export.PATHS`) each model's predictor is built (conversion
+  time ``prepare_s``), then called ``warmup`` times (the first call, with tracing or compilation,
+  is ``first_call_s``);
+* the timed calls are *interleaved*: round ``r`` times model 1, model 2, ... once each, so a change
+  of machine load affects all models alike and the ratios stay meaningful on a shared machine;
+* seconds are per image (call time / ``batch_size``), wall clock (``time.perf_counter``);
+  ``images_per_s = 1 / median_s``;
+* ``ratio`` is the median over rounds of (this model's time / SA-UNetv2's time in the same round)
+  on the same path: the paper's 0.95 s / 1.12 s gives SA-UNet 1.18 (SA-UNetv2 / SA-UNet 0.85);
+  ``vs_keras`` is the Keras path's median over this path's (above 1: faster than Keras);
+* memory: ``tracemalloc`` does not see TensorFlow's or the runtimes' C++ allocations, so the
+  process's resident set is used. Before the warm-up calls the kernel's peak-RSS counter (VmHWM) is
+  reset (``/proc/self/clear_refs``); ``peak_rss_mb`` is the peak during the warm-up calls and
+  ``rss_delta_mb`` that peak minus the RSS just before them, i.e. the inference working memory
+  (activations, scratch buffers) on top of what the process already held. Memory that an earlier
+  model freed may be reused without raising the RSS, so deltas are lower bounds; absolute peaks
+  grow with everything loaded before. Where the counter cannot be reset (not Linux) the
+  lifetime ``ru_maxrss`` is used and ``memory_method`` says so.
+
+The paper's figures (:data:`PAPER_CPU_SECONDS`, spec 2.4) are shown beside the measurements; they
+ran on another CPU (:data:`PAPER_CPU`).
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.metadata
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from saunetv2_lib.export import PATHS, default_threads, make_predictor
+
+DEFAULT_MODELS = ("sa_unet_v2", "sa_unet", "unet", "attention_unet")
+DEFAULT_PATHS = ("keras", "keras_fast", "xla", "tflite", "onnx")
+REFERENCE_MODEL = "sa_unet_v2"
+
+# Seconds per 592x592 image on CPU from the authors' project page (spec 2.4, S2 index.html).
+PAPER_CPU_SECONDS = {"sa_unet_v2": 0.95, "sa_unet": 1.12, "unet": 3.16, "attention_unet": 7.74}
+PAPER_SIDE = 592
+PAPER_CPU = "Intel Xeon CPU @ 2.20GHz (2 cores), Kaggle"
+
+VERSION_PACKAGES = (
+    ("tensorflow", ("tensorflow-cpu", "tensorflow")),
+    ("keras", ("keras",)),
+    ("numpy", ("numpy",)),
+    ("onnxruntime", ("onnxruntime",)),
+    ("tf2onnx", ("tf2onnx",)),
+    ("onnx", ("onnx",)),
+    ("ai_edge_litert", ("ai-edge-litert",)),
+)
+
+
+# ------------------------------------------------------------------------------------ host
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _version(distributions: Sequence[str]) -> str | None:
+    for name in distributions:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def host_info() -> dict[str, Any]:
+    """The machine a benchmark ran on: CPU, cores, memory, load, Python and library versions."""
+    try:
+        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (ValueError, OSError, AttributeError):
+        memory_gb = None
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": default_threads(),
+        "memory_gb": None if memory_gb is None else round(memory_gb, 1),
+        "load_average": load,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        "versions": {key: _version(names) for key, names in VERSION_PACKAGES},
+    }
+
+
+def format_host(host: dict[str, Any]) -> str:
+    """One line naming the CPU, cores, load and library versions."""
+    versions = ", ".join(f"{k} {v}" for k, v in host["versions"].items() if v)
+    load = host.get("load_average")
+    load_text = "" if not load else f", load {'/'.join(str(v) for v in load)}"
+    return (
+        f"host: {host['cpu']}, {host['usable_cores']} of {host['cores']} cores, "
+        f"{host['memory_gb']} GB{load_text}; Python {host['python']}, {versions}"
+    )
+
+
+# ------------------------------------------------------------------------------------ memory
+def _status_kb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _ru_maxrss_mb() -> float:
+    scale = 1.0 if sys.platform == "darwin" else 1024.0  # bytes on macOS, kB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
+
+
+class PeakRSS:
+    """Context manager measuring this process's peak resident memory inside the block (MB).
+
+    On Linux it resets the kernel's peak-RSS counter on entry (``/proc/self/clear_refs``, which
+    also lowers what ``getrusage`` reports as ``ru_maxrss`` for the process) and reads ``VmHWM`` on
+    exit. Attributes after the block: ``before_mb``, ``peak_mb``, ``delta_mb`` (peak minus
+    before, at least 0) and ``method`` (``"vmhwm"`` or ``"ru_maxrss"``).
+    """
+
+    def __enter__(self) -> PeakRSS:
+        rss = _status_kb("VmRSS")
+        try:
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as handle:
+                handle.write("5")
+            self.method = "vmhwm" if rss is not None else "ru_maxrss"
+        except OSError:
+            self.method = "ru_maxrss"
+        self.before_mb = rss * 1024 / 1e6 if rss is not None else _ru_maxrss_mb()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        hwm = _status_kb("VmHWM") if self.method == "vmhwm" else None
+        self.peak_mb = hwm * 1024 / 1e6 if hwm is not None else _ru_maxrss_mb()
+        self.delta_mb = max(self.peak_mb - self.before_mb, 0.0)
+
+
+# ------------------------------------------------------------------------------------ timing
+def summarize_times(seconds: Sequence[float], batch_size: int = 1) -> dict[str, float]:
+    """``min_s``, ``median_s``, ``max_s``, ``mean_s`` per image and ``images_per_s`` from call times."""
+    per_image = np.asarray(seconds, dtype=np.float64) / batch_size
+    if per_image.size == 0:
+        raise ValueError("No timed runs to summarise; use runs >= 1.")
+    median = float(np.median(per_image))
+    return {
+        "median_s": median,
+        "min_s": float(per_image.min()),
+        "max_s": float(per_image.max()),
+        "mean_s": float(per_image.mean()),
+        "images_per_s": 1.0 / median if median > 0 else float("inf"),
+    }
+
+
+def _parse_names(names: Sequence[str] | str, known: Sequence[str], what: str) -> list[str]:
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    names = list(dict.fromkeys(names))  # drop duplicates, keep order
+    if not names:
+        raise ValueError(f"No {what} given.")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"Unknown {what} {', '.join(unknown)}; available: {', '.join(known)}.")
+    return names
+
+
+def benchmark(
+    models: Sequence[str] | str = DEFAULT_MODELS,
+    size: int = 592,
+    runs: int = 5,
+    warmup: int = 2,
+    paths: Sequence[str] | str = DEFAULT_PATHS,
+    batch_size: int = 1,
+    threads: int | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Time ``models`` on every path in ``paths``; see the module docstring for the method.
+
+    Returns:
+        ``{"results": [row, ...], "host": host_info(), "settings": {...}}``; a row holds
+        ``model, path, median_s, min_s, max_s, mean_s, images_per_s, ratio, vs_keras,
+        first_call_s, prepare_s, peak_rss_mb, rss_delta_mb, memory_method, paper_s, times_s``,
+        or ``model, path, error`` when the path could not be built for that model (e.g. a
+        converter refused it).
+    """
+    from saunetv2_lib.models import MODELS, get_model
+
+    models = _parse_names(models, list(MODELS), "model(s)")
+    paths = _parse_names(paths, PATHS, "inference path(s)")
+    if runs < 1 or warmup < 1 or batch_size < 1:
+        raise ValueError(
+            f"runs, warmup and batch_size must be >= 1, got {runs}, {warmup}, {batch_size}."
+        )
+    threads = threads or default_threads()
+    say = log or (lambda message: None)
+    host = host_info()
+    built = {name: get_model(name, (size, size, 3), seed=seed) for name in models}
+    batch = np.random.default_rng(seed).random((batch_size, size, size, 3), dtype=np.float32)
+
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    times: dict[tuple[str, str], list[float]] = {}
+    for path in paths:
+        predictors = {}
+        for name in models:
+            key = (name, path)
+            start = time.perf_counter()
+            try:
+                predictor = make_predictor(built[name], path, threads)
+            except (ImportError, ValueError) as error:
+                rows[key] = {
+                    "model": name,
+                    "path": path,
+                    "error": f"{type(error).__name__}: {error}",
+                }
+                say(f"{name} / {path}: cannot build ({error})")
+                continue
+            prepare = time.perf_counter() - start
+            with PeakRSS() as memory:
+                start = time.perf_counter()
+                predictor.predict(batch)
+                first = time.perf_counter() - start
+                for _ in range(warmup - 1):
+                    predictor.predict(batch)
+            predictors[name] = predictor
+            rows[key] = {
+                "model": name,
+                "path": path,
+                "first_call_s": first / batch_size,
+                "prepare_s": prepare,
+                "peak_rss_mb": round(memory.peak_mb, 1),
+                "rss_delta_mb": round(memory.delta_mb, 1),
+                "memory_method": memory.method,
+            }
+            times[key] = []
+            say(f"{name} / {path}: ready (prepare {prepare:.1f} s, first call {first:.2f} s)")
+        for _ in range(runs):
+            for name, predictor in predictors.items():
+                start = time.perf_counter()
+                predictor.predict(batch)
+                times[(name, path)].append(time.perf_counter() - start)
+        del predictors
+        gc.collect()
+
+    results = []
+    for name in models:
+        for path in paths:
+            row = rows[(name, path)]
+            if "error" not in row:
+                key = (name, path)
+                row.update(summarize_times(times[key], batch_size))
+                reference = times.get((REFERENCE_MODEL, path))
+                row["ratio"] = (
+                    float(np.median(np.asarray(times[key]) / np.asarray(reference)))
+                    if reference
+                    else None
+                )
+                keras_times = times.get((name, "keras"))
+                row["vs_keras"] = (
+                    float(np.median(keras_times) / np.median(times[key])) if keras_times else None
+                )
+                # The paper's seconds are for 592x592 images; beside other sizes they would mislead.
+                row["paper_s"] = PAPER_CPU_SECONDS.get(name) if size == PAPER_SIDE else None
+                row["times_s"] = [t / batch_size for t in times[key]]
+            results.append(row)
+    try:
+        host["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        pass
+    settings = {
+        "size": size,
+        "runs": runs,
+        "warmup": warmup,
+        "batch_size": batch_size,
+        "threads": threads,
+        "seed": seed,
+        "reference_model": REFERENCE_MODEL,
+        "paper_cpu": PAPER_CPU,
+    }
+    return {"results": results, "host": host, "settings": settings}
+
+
+def _cell(value: Any, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A plain-text table of :func:`benchmark`'s report with the host line."""
+    settings = report["settings"]
+    header = (
+        f"{'model':<16} {'path':<12} {'median s':>9} {'min s':>7} {'max s':>7} {'img/s':>6} "
+        f"{'x v2':>5} {'vs keras':>8} {'RSS+ MB':>8} {'paper s':>7}"
+    )
+    lines = [
+        f"{settings['size']}x{settings['size']}, batch {settings['batch_size']}, "
+        f"{settings['runs']} timed runs after {settings['warmup']} warm-up, seconds per image; "
+        f"'x v2' = time / SA-UNetv2's in the same rounds; paper: {settings['paper_cpu']}",
+        header,
+        "-" * len(header),
+    ]
+    for row in report["results"]:
+        if "error" in row:
+            lines.append(f"{row['model']:<16} {row['path']:<12} error: {row['error']}")
+            continue
+        lines.append(
+            f"{row['model']:<16} {row['path']:<12} {row['median_s']:>9.3f} {row['min_s']:>7.3f} "
+            f"{row['max_s']:>7.3f} {row['images_per_s']:>6.2f} {_cell(row['ratio'], '5.2f'):>5} "
+            f"{_cell(row['vs_keras'], '8.2f'):>8} {row['rss_delta_mb']:>8.0f} "
+            f"{_cell(row['paper_s'], '7.2f'):>7}"
+        )
+    lines.append(format_host(report["host"]))
+    end = report["host"].get("load_average_end")
+    if end:
+        lines[-1] += f"; load at end {'/'.join(str(v) for v in end)}"
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""Benchmark: timing summaries, memory measurement, host line, report structure and ratios."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from saunetv2_lib import efficiency
+from saunetv2_lib.efficiency import (
+    PeakRSS,
+    benchmark,
+    cpu_model,
+    format_report,
+    host_info,
+    summarize_times,
+)
+
+
+def test_summarize_times_per_image_against_numpy():
+    calls = [0.3, 0.1, 0.2, 0.5]
+    summary = summarize_times(calls, batch_size=2)
+    per_image = np.array(calls) / 2
+    assert summary["median_s"] == pytest.approx(np.median(per_image))
+    assert summary["min_s"] == pytest.approx(0.05)
+    assert summary["max_s"] == pytest.approx(0.25)
+    assert summary["mean_s"] == pytest.approx(per_image.mean())
+    assert summary["images_per_s"] == pytest.approx(1 / np.median(per_image))
+    with pytest.raises(ValueError, match="runs >= 1"):
+        summarize_times([])
+
+
+def test_host_info_names_cpu_cores_and_library_versions():
+    import keras
+    import onnxruntime
+    import tensorflow as tf
+
+    host = host_info()
+    if sys.platform.startswith("linux"):
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            assert f": {cpu_model()}\n" in handle.read()
+    assert host["cores"] >= host["usable_cores"] >= 1
+    assert host["versions"]["tensorflow"] == tf.__version__
+    assert host["versions"]["keras"] == keras.__version__
+    assert host["versions"]["numpy"] == np.__version__
+    assert host["versions"]["onnxruntime"] == onnxruntime.__version__
+    line = efficiency.format_host(host)
+    assert cpu_model() in line and f"keras {keras.__version__}" in line
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux-only")
+def test_peak_rss_sees_a_transient_allocation():
+    size_mb = 200
+    with PeakRSS() as memory:
+        block = np.ones(size_mb * 1_000_000 // 8)  # written, so resident
+        del block
+    assert memory.method == "vmhwm"
+    # The block was freed before the end, so only a peak counter can see it.
+    assert size_mb * 0.95 <= memory.delta_mb <= size_mb * 1.3
+    assert memory.peak_mb >= memory.before_mb + memory.delta_mb - 1e-6
+
+
+def test_benchmark_report_structure_and_same_run_ratios():
+    report = benchmark(
+        models="sa_unet_v2,sa_unet", size=32, runs=3, warmup=1, paths=("keras", "tflite")
+    )
+    json.dumps(report)  # serialisable as printed by --json
+    rows = report["results"]
+    assert [(r["model"], r["path"]) for r in rows] == [
+        ("sa_unet_v2", "keras"),
+        ("sa_unet_v2", "tflite"),
+        ("sa_unet", "keras"),
+        ("sa_unet", "tflite"),
+    ]
+    by_key = {(r["model"], r["path"]): r for r in rows}
+    for row in rows:
+        assert len(row["times_s"]) == 3
+        assert row["min_s"] <= row["median_s"] <= row["max_s"]
+        assert row["median_s"] == pytest.approx(np.median(row["times_s"]))
+        assert row["images_per_s"] == pytest.approx(1 / row["median_s"])
+        assert row["paper_s"] is None  # the paper's seconds are for 592 px only
+        assert row["rss_delta_mb"] >= 0 and row["peak_rss_mb"] > 0
+        reference = by_key[("sa_unet_v2", row["path"])]["times_s"]
+        expected = np.median(np.array(row["times_s"]) / np.array(reference))
+        assert row["ratio"] == pytest.approx(expected)
+        keras_median = by_key[(row["model"], "keras")]["median_s"]
+        assert row["vs_keras"] == pytest.approx(keras_median / row["median_s"])
+    assert by_key[("sa_unet_v2", "keras")]["ratio"] == 1.0
+    assert report["settings"]["size"] == 32 and report["host"]["cpu"] == cpu_model()
+    text = format_report(report)
+    assert "sa_unet_v2" in text and "x v2" in text and cpu_model() in text
+
+
+def test_benchmark_records_a_path_that_cannot_be_built(monkeypatch):
+    real = efficiency.make_predictor
+
+    def refusing(model, path, threads=None):
+        if path == "onnx":
+            raise ValueError("converter refused")
+        return real(model, path, threads)
+
+    monkeypatch.setattr(efficiency, "make_predictor", refusing)
+    report = benchmark(models=["sa_unet_v2"], size=32, runs=1, warmup=1, paths="keras,onnx")
+    keras_row, onnx_row = report["results"]
+    assert "median_s" in keras_row
+    assert onnx_row == {
+        "model": "sa_unet_v2",
+        "path": "onnx",
+        "error": "ValueError: converter refused",
+    }
+    assert "error: ValueError: converter refused" in format_report(report)
+
+
+def test_benchmark_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="Unknown model"):
+        benchmark(models="sa_unet_v3", size=32)
+    with pytest.raises(ValueError, match="Unknown inference path"):
+        benchmark(models="sa_unet_v2", paths="cuda", size=32)
+    with pytest.raises(ValueError, match="runs, warmup and batch_size"):
+        benchmark(models="sa_unet_v2", size=32, runs=0)
+    with pytest.raises(ValueError, match="not divisible"):
+        benchmark(models="sa_unet_v2", size=30, paths="keras")
