@@ -18,6 +18,7 @@ def _bench(args: argparse.Namespace) -> int:
         paths=args.paths,
         batch_size=args.batch_size,
         threads=args.threads,
+        memory=args.memory,
         log=None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True)),
     )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
@@ -83,6 +84,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=1, help="images per call (default 1)")
     parser.add_argument(
         "--threads", type=int, default=None, help="LiteRT/ONNX Runtime threads (default: cores)"
+    )
+    parser.add_argument(
+        "--memory",
+        choices=("isolated", "inline", "none"),
+        default="isolated",
+        help="peak memory: a fresh process per model and path (default, exact), around the "
+        "warm-up calls in this process (fast, order-dependent lower bound), or not at all",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

@@ -10,7 +10,7 @@ from saunetv2_lib.cli import main
 def test_bench_json_output(capsys):
     code = main(
         "bench --models sa_unet_v2 --size 32 --runs 2 --warmup 1 --paths keras,keras_fast "
-        "--json --quiet".split()
+        "--memory inline --json --quiet".split()
     )
     assert code == 0
     report = json.loads(capsys.readouterr().out)

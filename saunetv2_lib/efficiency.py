@@ -16,13 +16,16 @@ Method (:func:`benchmark`, ``saunetv2 bench``):
   on the same path: the paper's 0.95 s / 1.12 s gives SA-UNet 1.18 (SA-UNetv2 / SA-UNet 0.85);
   ``vs_keras`` is the Keras path's median over this path's (above 1: faster than Keras);
 * memory: ``tracemalloc`` does not see TensorFlow's or the runtimes' C++ allocations, so the
-  process's resident set is used. Before the warm-up calls the kernel's peak-RSS counter (VmHWM) is
-  reset (``/proc/self/clear_refs``); ``peak_rss_mb`` is the peak during the warm-up calls and
-  ``rss_delta_mb`` that peak minus the RSS just before them, i.e. the inference working memory
-  (activations, scratch buffers) on top of what the process already held. Memory that an earlier
-  model freed may be reused without raising the RSS, so deltas are lower bounds; absolute peaks
-  grow with everything loaded before. Where the counter cannot be reset (not Linux) the
-  lifetime ``ru_maxrss`` is used and ``memory_method`` says so.
+  resident set (RSS) is used. With ``memory="isolated"`` (the default) every model x path is run
+  again in a fresh child process, after the timing: it builds the model and the predictor, resets
+  the kernel's peak-RSS counter (VmHWM, via ``/proc/self/clear_refs``), makes two calls and
+  reports ``rss_delta_mb`` = that peak minus the RSS just before the calls (the inference working
+  memory: activations, arenas, scratch buffers) and ``process_peak_mb`` = the child's whole peak
+  (Python + TensorFlow + model + conversion + inference). ``memory="inline"`` measures the delta
+  around the warm-up calls in the benchmark process itself: no extra processes, but memory that an
+  earlier model or path freed is reused without raising the RSS, so those deltas are lower bounds
+  that depend on the order. Where the counter cannot be reset (not Linux) the lifetime
+  ``ru_maxrss`` is used and ``memory_method`` says so.
 
 The paper's figures (:data:`PAPER_CPU_SECONDS`, spec 2.4) are shown beside the measurements; they
 ran on another CPU (:data:`PAPER_CPU`).
@@ -32,9 +35,11 @@ from __future__ import annotations
 
 import gc
 import importlib.metadata
+import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -163,6 +168,64 @@ class PeakRSS:
         self.delta_mb = max(self.peak_mb - self.before_mb, 0.0)
 
 
+def memory_probe(
+    model: str, path: str, size: int, batch_size: int = 1, threads: int | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """Inference memory of ``model`` on ``path`` measured in *this* process (see the module notes).
+
+    Builds the model and predictor, then measures two calls with :class:`PeakRSS`. Meant to run
+    in a fresh process (:func:`isolated_memory`); in a used process the numbers are lower bounds.
+    """
+    from saunetv2_lib.models import get_model
+
+    predictor = make_predictor(get_model(model, (size, size, 3), seed=seed), path, threads)
+    batch = np.random.default_rng(seed).random((batch_size, size, size, 3), dtype=np.float32)
+    gc.collect()
+    lifetime_before = _ru_maxrss_mb()
+    with PeakRSS() as memory:
+        predictor.predict(batch)
+        predictor.predict(batch)
+    return {
+        "peak_rss_mb": round(memory.peak_mb, 1),
+        "rss_delta_mb": round(memory.delta_mb, 1),
+        "process_peak_mb": round(max(lifetime_before, memory.peak_mb), 1),
+        "memory_method": f"isolated-{memory.method}",
+    }
+
+
+def isolated_memory(
+    model: str,
+    path: str,
+    size: int,
+    batch_size: int = 1,
+    threads: int | None = None,
+    seed: int = 0,
+    timeout_s: float = 900.0,
+) -> dict[str, Any]:
+    """:func:`memory_probe` in a fresh Python process; ``{"memory_error": ...}`` if it fails."""
+    arguments = json.dumps([model, path, size, batch_size, threads, seed])
+    environment = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+    }
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "saunetv2_lib.efficiency", "--memory-probe", arguments],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=environment,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"memory_error": f"memory probe timed out after {timeout_s:.0f} s"}
+    lines = completed.stdout.strip().splitlines()
+    if completed.returncode != 0 or not lines:
+        tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"memory_error": f"memory probe failed (exit {completed.returncode}): {tail}"}
+    return json.loads(lines[-1])
+
+
 # ------------------------------------------------------------------------------------ timing
 def summarize_times(seconds: Sequence[float], batch_size: int = 1) -> dict[str, float]:
     """``min_s``, ``median_s``, ``max_s``, ``mean_s`` per image and ``images_per_s`` from call times."""
@@ -200,21 +263,27 @@ def benchmark(
     batch_size: int = 1,
     threads: int | None = None,
     seed: int = 0,
+    memory: str = "isolated",
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Time ``models`` on every path in ``paths``; see the module docstring for the method.
 
+    ``memory`` is ``"isolated"`` (a fresh process per model and path, after the timing),
+    ``"inline"`` (around the warm-up calls, order-dependent lower bounds) or ``"none"``.
+
     Returns:
         ``{"results": [row, ...], "host": host_info(), "settings": {...}}``; a row holds
         ``model, path, median_s, min_s, max_s, mean_s, images_per_s, ratio, vs_keras,
-        first_call_s, prepare_s, peak_rss_mb, rss_delta_mb, memory_method, paper_s, times_s``,
-        or ``model, path, error`` when the path could not be built for that model (e.g. a
-        converter refused it).
+        first_call_s, prepare_s, peak_rss_mb, rss_delta_mb, memory_method, paper_s, times_s``
+        (plus ``process_peak_mb`` when isolated), or ``model, path, error`` when the path could
+        not be built for that model (e.g. a converter refused it).
     """
     from saunetv2_lib.models import MODELS, get_model
 
     models = _parse_names(models, list(MODELS), "model(s)")
     paths = _parse_names(paths, PATHS, "inference path(s)")
+    if memory not in ("isolated", "inline", "none"):
+        raise ValueError(f"memory must be 'isolated', 'inline' or 'none', got {memory!r}.")
     if runs < 1 or warmup < 1 or batch_size < 1:
         raise ValueError(
             f"runs, warmup and batch_size must be >= 1, got {runs}, {warmup}, {batch_size}."
@@ -243,7 +312,7 @@ def benchmark(
                 say(f"{name} / {path}: cannot build ({error})")
                 continue
             prepare = time.perf_counter() - start
-            with PeakRSS() as memory:
+            with PeakRSS() as inline:
                 start = time.perf_counter()
                 predictor.predict(batch)
                 first = time.perf_counter() - start
@@ -255,9 +324,9 @@ def benchmark(
                 "path": path,
                 "first_call_s": first / batch_size,
                 "prepare_s": prepare,
-                "peak_rss_mb": round(memory.peak_mb, 1),
-                "rss_delta_mb": round(memory.delta_mb, 1),
-                "memory_method": memory.method,
+                "peak_rss_mb": round(inline.peak_mb, 1),
+                "rss_delta_mb": round(inline.delta_mb, 1),
+                "memory_method": inline.method,
             }
             times[key] = []
             say(f"{name} / {path}: ready (prepare {prepare:.1f} s, first call {first:.2f} s)")
@@ -268,6 +337,16 @@ def benchmark(
                 times[(name, path)].append(time.perf_counter() - start)
         del predictors
         gc.collect()
+
+    if memory == "isolated":
+        for (name, path), row in rows.items():
+            if "error" not in row:
+                say(f"{name} / {path}: measuring memory in a fresh process")
+                row.update(isolated_memory(name, path, size, batch_size, threads, seed))
+    elif memory == "none":
+        for row in rows.values():
+            for field in ("peak_rss_mb", "rss_delta_mb", "memory_method"):
+                row.pop(field, None)
 
     results = []
     for name in models:
@@ -301,6 +380,7 @@ def benchmark(
         "batch_size": batch_size,
         "threads": threads,
         "seed": seed,
+        "memory": memory,
         "reference_model": REFERENCE_MODEL,
         "paper_cpu": PAPER_CPU,
     }
@@ -316,12 +396,13 @@ def format_report(report: dict[str, Any]) -> str:
     settings = report["settings"]
     header = (
         f"{'model':<16} {'path':<12} {'median s':>9} {'min s':>7} {'max s':>7} {'img/s':>6} "
-        f"{'x v2':>5} {'vs keras':>8} {'RSS+ MB':>8} {'paper s':>7}"
+        f"{'x v2':>5} {'vs keras':>8} {'RSS+ MB':>8} {'proc MB':>8} {'paper s':>7}"
     )
     lines = [
         f"{settings['size']}x{settings['size']}, batch {settings['batch_size']}, "
         f"{settings['runs']} timed runs after {settings['warmup']} warm-up, seconds per image; "
-        f"'x v2' = time / SA-UNetv2's in the same rounds; paper: {settings['paper_cpu']}",
+        f"'x v2' = time / SA-UNetv2's in the same rounds; RSS+ = inference working memory, "
+        f"proc = whole process peak ({settings['memory']} memory); paper: {settings['paper_cpu']}",
         header,
         "-" * len(header),
     ]
@@ -332,11 +413,19 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"{row['model']:<16} {row['path']:<12} {row['median_s']:>9.3f} {row['min_s']:>7.3f} "
             f"{row['max_s']:>7.3f} {row['images_per_s']:>6.2f} {_cell(row['ratio'], '5.2f'):>5} "
-            f"{_cell(row['vs_keras'], '8.2f'):>8} {row['rss_delta_mb']:>8.0f} "
-            f"{_cell(row['paper_s'], '7.2f'):>7}"
+            f"{_cell(row['vs_keras'], '8.2f'):>8} {_cell(row.get('rss_delta_mb'), '8.0f'):>8} "
+            f"{_cell(row.get('process_peak_mb'), '8.0f'):>8} {_cell(row['paper_s'], '7.2f'):>7}"
         )
     lines.append(format_host(report["host"]))
     end = report["host"].get("load_average_end")
     if end:
         lines[-1] += f"; load at end {'/'.join(str(v) for v in end)}"
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # Child side of isolated_memory: one JSON line on stdout.
+    if len(sys.argv) == 3 and sys.argv[1] == "--memory-probe":
+        print(json.dumps(memory_probe(*json.loads(sys.argv[2]))))
+    else:
+        sys.exit("usage: python -m saunetv2_lib.efficiency --memory-probe JSON_ARGS")

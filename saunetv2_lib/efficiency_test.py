@@ -64,7 +64,12 @@ def test_peak_rss_sees_a_transient_allocation():
 
 def test_benchmark_report_structure_and_same_run_ratios():
     report = benchmark(
-        models="sa_unet_v2,sa_unet", size=32, runs=3, warmup=1, paths=("keras", "tflite")
+        models="sa_unet_v2,sa_unet",
+        size=32,
+        runs=3,
+        warmup=1,
+        paths=("keras", "tflite"),
+        memory="inline",
     )
     json.dumps(report)  # serialisable as printed by --json
     rows = report["results"]
@@ -102,9 +107,11 @@ def test_benchmark_records_a_path_that_cannot_be_built(monkeypatch):
         return real(model, path, threads)
 
     monkeypatch.setattr(efficiency, "make_predictor", refusing)
-    report = benchmark(models=["sa_unet_v2"], size=32, runs=1, warmup=1, paths="keras,onnx")
+    report = benchmark(
+        models=["sa_unet_v2"], size=32, runs=1, warmup=1, paths="keras,onnx", memory="none"
+    )
     keras_row, onnx_row = report["results"]
-    assert "median_s" in keras_row
+    assert "median_s" in keras_row and "rss_delta_mb" not in keras_row
     assert onnx_row == {
         "model": "sa_unet_v2",
         "path": "onnx",
@@ -120,5 +127,24 @@ def test_benchmark_rejects_bad_arguments():
         benchmark(models="sa_unet_v2", paths="cuda", size=32)
     with pytest.raises(ValueError, match="runs, warmup and batch_size"):
         benchmark(models="sa_unet_v2", size=32, runs=0)
+    with pytest.raises(ValueError, match="memory must be"):
+        benchmark(models="sa_unet_v2", size=32, memory="tracemalloc")
     with pytest.raises(ValueError, match="not divisible"):
         benchmark(models="sa_unet_v2", size=30, paths="keras")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux-only")
+def test_isolated_memory_runs_in_a_fresh_process():
+    report = benchmark(models="sa_unet_v2", size=32, runs=1, warmup=1, paths="keras")
+    row = report["results"][0]
+    assert row["memory_method"] == "isolated-vmhwm"
+    # A fresh process holding TensorFlow and a model is far above 100 MB; the inference delta at
+    # 32x32 is small but its peak includes it.
+    assert row["process_peak_mb"] > 100
+    assert 0 <= row["rss_delta_mb"] <= row["peak_rss_mb"] <= row["process_peak_mb"]
+    assert report["settings"]["memory"] == "isolated"
+
+
+def test_isolated_memory_reports_a_failing_child():
+    result = efficiency.isolated_memory("no_such_model", "keras", 32)
+    assert "memory_error" in result and "exit 1" in result["memory_error"]
