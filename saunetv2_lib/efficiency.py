@@ -8,13 +8,15 @@ Method (:func:`benchmark`, ``saunetv2 bench``):
 * for each path (:data:`saunetv2_lib.export.PATHS`) each model's predictor is built (conversion
   time ``prepare_s``), then called ``warmup`` times (the first call, with tracing or compilation,
   is ``first_call_s``);
-* the timed calls are *interleaved*: round ``r`` times model 1, model 2, ... once each, so a change
-  of machine load affects all models alike and the ratios stay meaningful on a shared machine;
+* the timed calls are *interleaved*: all predictors stay alive and round ``r`` times every
+  (path, model) pair once, so a change of machine load affects all models and paths alike and the
+  ratios stay meaningful on a shared machine (the cost: every runtime's buffers are held at once);
 * seconds are per image (call time / ``batch_size``), wall clock (``time.perf_counter``);
   ``images_per_s = 1 / median_s``;
 * ``ratio`` is the median over rounds of (this model's time / SA-UNetv2's time in the same round)
   on the same path: the paper's 0.95 s / 1.12 s gives SA-UNet 1.18 (SA-UNetv2 / SA-UNet 0.85);
-  ``vs_keras`` is the Keras path's median over this path's (above 1: faster than Keras);
+  ``vs_keras`` is the median over rounds of (the Keras path's time / this path's time) for the same
+  model (above 1: faster than Keras);
 * memory: ``tracemalloc`` does not see TensorFlow's or the runtimes' C++ allocations, so the
   resident set (RSS) is used. With ``memory="isolated"`` (the default) every model x path is run
   again in a fresh child process, after the timing: it builds the model and the predictor, resets
@@ -181,7 +183,9 @@ def memory_probe(
     predictor = make_predictor(get_model(model, (size, size, 3), seed=seed), path, threads)
     batch = np.random.default_rng(seed).random((batch_size, size, size, 3), dtype=np.float32)
     gc.collect()
-    lifetime_before = _ru_maxrss_mb()
+    # VmHWM, not ru_maxrss: Linux carries the parent's peak into a child's ru_maxrss across exec.
+    hwm_kb = _status_kb("VmHWM")
+    lifetime_before = hwm_kb * 1024 / 1e6 if hwm_kb is not None else _ru_maxrss_mb()
     with PeakRSS() as memory:
         predictor.predict(batch)
         predictor.predict(batch)
@@ -296,8 +300,8 @@ def benchmark(
 
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     times: dict[tuple[str, str], list[float]] = {}
+    predictors = {}
     for path in paths:
-        predictors = {}
         for name in models:
             key = (name, path)
             start = time.perf_counter()
@@ -318,7 +322,7 @@ def benchmark(
                 first = time.perf_counter() - start
                 for _ in range(warmup - 1):
                     predictor.predict(batch)
-            predictors[name] = predictor
+            predictors[key] = predictor
             rows[key] = {
                 "model": name,
                 "path": path,
@@ -330,13 +334,13 @@ def benchmark(
             }
             times[key] = []
             say(f"{name} / {path}: ready (prepare {prepare:.1f} s, first call {first:.2f} s)")
-        for _ in range(runs):
-            for name, predictor in predictors.items():
-                start = time.perf_counter()
-                predictor.predict(batch)
-                times[(name, path)].append(time.perf_counter() - start)
-        del predictors
-        gc.collect()
+    for _ in range(runs):
+        for key, predictor in predictors.items():
+            start = time.perf_counter()
+            predictor.predict(batch)
+            times[key].append(time.perf_counter() - start)
+    del predictors
+    gc.collect()
 
     if memory == "isolated":
         for (name, path), row in rows.items():
@@ -355,15 +359,12 @@ def benchmark(
             if "error" not in row:
                 key = (name, path)
                 row.update(summarize_times(times[key], batch_size))
+                own = np.asarray(times[key])
                 reference = times.get((REFERENCE_MODEL, path))
-                row["ratio"] = (
-                    float(np.median(np.asarray(times[key]) / np.asarray(reference)))
-                    if reference
-                    else None
-                )
+                row["ratio"] = float(np.median(own / np.asarray(reference))) if reference else None
                 keras_times = times.get((name, "keras"))
                 row["vs_keras"] = (
-                    float(np.median(keras_times) / np.median(times[key])) if keras_times else None
+                    float(np.median(np.asarray(keras_times) / own)) if keras_times else None
                 )
                 # The paper's seconds are for 592x592 images; beside other sizes they would mislead.
                 row["paper_s"] = PAPER_CPU_SECONDS.get(name) if size == PAPER_SIDE else None
