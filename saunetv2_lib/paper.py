@@ -38,6 +38,7 @@ METRIC_LABELS = {
     "params_m": "Params (M)",
     "gflops": "GFLOPs",
     "cpu_s": "CPU time (s)",
+    "cpu_ratio": "CPU time / SA-UNetv2's",
 }
 
 SOURCES = {

@@ -24,12 +24,15 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import math
 import os
 import shutil
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,18 +231,20 @@ def execute_notebook(
         raise FileNotFoundError(f"notebook {source} does not exist.")
     output = where.notebook_dir / f"{name}.ipynb"
     where.notebook_dir.mkdir(parents=True, exist_ok=True)
+    log = where.root / "build" / "logs" / where.profile / f"{name}.log"
     try:
-        papermill.execute_notebook(
-            str(source),
-            str(output),
-            parameters=parameters,
-            kernel_name=kernel_name,
-            language="python",
-            cwd=str(where.notebook_dir),
-            progress_bar=False,
-            log_output=False,
-            execution_timeout=cell_timeout,
-        )
+        with _stderr_to(log):  # the kernel's own start-up noise (TF, ipykernel) goes to the log
+            papermill.execute_notebook(
+                str(source),
+                str(output),
+                parameters=parameters,
+                kernel_name=kernel_name,
+                language="python",
+                cwd=str(where.notebook_dir),
+                progress_bar=False,
+                log_output=False,
+                execution_timeout=cell_timeout,
+            )
     except PapermillExecutionError as error:
         raise NotebookError(
             name,
@@ -250,9 +255,26 @@ def execute_notebook(
             output=output,
         ) from None
     except Exception as error:  # kernel death, timeouts, missing kernels
-        raise NotebookError(name, f"{type(error).__name__}: {error}", output=output) from None
+        message = f"{type(error).__name__}: {error} (kernel log: {log})"
+        raise NotebookError(name, message, output=output) from None
     _relative_metadata(output, where, parameters)
     return output
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send file descriptor 2 (this process and the kernels it starts) to ``path`` in the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            os.dup2(handle.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def stage_site(where: Layout, log: Callable[[str], None] = print) -> None:
@@ -326,8 +348,10 @@ METRIC_TOLERANCE_PP = {
     "auc": 0.5,
 }
 STARE_TOLERANCE_FACTOR = 2.0
-# CPU seconds depend on the host; the paper's are from a 2-core Xeon. Rows pass within a factor 2.
-CPU_TIME_FACTOR = 2.0
+# CPU seconds depend on the host (the paper's: a 2-core Xeon); the time of each baseline relative
+# to SA-UNetv2 transfers better between machines, but still depends on caches and memory
+# bandwidth (the large baselines suffer most when other processes share the CPU).
+CPU_RATIO_TOLERANCE = 0.5
 
 
 def _row(
@@ -530,28 +554,41 @@ def _card_metrics(card: dict[str, Any], region: str) -> dict[str, Any] | None:
 
 
 def cpu_rows(figures_dir: str | Path) -> list[dict[str, Any]]:
-    """CPU seconds per image measured by notebook 06 on this host (``06_efficiency.csv``) vs the paper."""
-    import csv
+    """CPU times measured by notebook 06 on this host (``06_efficiency.csv``) vs the paper.
 
+    The paper's CPU is not ours, so SA-UNetv2's absolute time only has to stay within the
+    paper's number either way (``|ours - paper| <= paper``); the baselines are compared by what
+    transfers between machines: their time relative to SA-UNetv2, within ``CPU_RATIO_TOLERANCE``.
+    """
     from saunetv2_lib import paper
 
     path = Path(figures_dir) / "06_efficiency.csv"
     measured: dict[str, float] = {}
-    host = "pending: notebook 06 has not written 06_efficiency.csv"
+    origin = "pending: notebook 06 has not written 06_efficiency.csv"
     if path.is_file():
         with open(path, newline="", encoding="utf-8") as handle:
             for record in csv.DictReader(handle):
                 if record.get("cpu_s_per_image"):
                     measured[record["model"]] = float(record["cpu_s_per_image"])
-                    host = f"06_efficiency.csv ({record.get('host', 'this host')})"
+                    origin = f"06_efficiency.csv, measured on {record.get('host') or 'this host'}"
     table = paper.table("cpu_time")
-    rows = []
+    reference = table.row("SA-UNetv2")["cpu_s"]
+    ours_reference = measured.get("sa_unet_v2")
+    rows = [
+        _row("Table 1A", "SA-UNetv2", "cpu_s", reference, ours_reference, reference, "s / image",
+             "|ours - paper| <= paper (a different CPU)", table.source, origin)
+    ]  # fmt: skip
     for name, registry in paper.REGISTRY.items():
-        printed = table.row(name)["cpu_s"]
+        if registry == "sa_unet_v2":
+            continue
+        ratio = table.row(name)["cpu_s"] / reference
+        ours = None
+        if registry in measured and ours_reference:
+            ours = measured[registry] / ours_reference
         rows.append(
-            _row("Table 1A", name, "cpu_s", printed, measured.get(registry),
-                 printed * (CPU_TIME_FACTOR - 1), "s / image",
-                 f"factor {CPU_TIME_FACTOR:g} (different CPU)", table.source, host)
+            _row("Table 1A", name, "cpu_ratio", ratio, ours, CPU_RATIO_TOLERANCE * ratio,
+                 "x SA-UNetv2", f"{CPU_RATIO_TOLERANCE:.0%} of the paper's ratio",
+                 table.source, origin)
         )  # fmt: skip
     return rows
 
@@ -610,8 +647,6 @@ def write_paper_vs_reproduced(
     rows: Sequence[dict[str, Any]], figures_dir: str | Path
 ) -> dict[str, Path]:
     """Write ``paper_vs_reproduced.csv`` and the home page's ``paper_vs_reproduced.md``."""
-    import csv
-
     out = Path(figures_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / f"{PAPER_VS_REPRODUCED}.csv"
@@ -630,28 +665,39 @@ def _number(value: float | None, unit: str) -> str:
         return "–"
     if unit == "parameters":
         return f"{value:,.0f}"
-    return f"{value:.3f}" if unit in ("M", "MiB") else f"{value:.2f}"
+    return f"{value:.3f}" if unit in ("M", "MiB", "x SA-UNetv2") else f"{value:.2f}"
 
 
 def paper_vs_reproduced_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """A Markdown table of the rows with a one-line summary above it (for the home page)."""
+    """Markdown for the home page: a one-line summary, counts per paper table, then every row."""
     counts = summarise(rows)
     lines = [
         f"**{counts['within']} of {counts['total']} rows within tolerance**, "
         f"{counts['outside']} outside, {counts['pending']} pending (no reproduced value yet).",
         "",
-        "| paper | row | quantity | paper | ours | difference | tolerance | status |",
-        "|---|---|---|---:|---:|---:|---:|---|",
+        "| paper table | rows | within | outside | pending |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for table in dict.fromkeys(r["paper_table"] for r in rows):
+        part = summarise([r for r in rows if r["paper_table"] == table])
+        lines.append(
+            f"| {table} | {part['total']} | {part['within']} | {part['outside']} | {part['pending']} |"
+        )
+    lines += [
+        "",
+        "| paper table · row | quantity | paper | ours | ours − paper | tolerance | status |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        status = {True: "within", False: "**outside**", None: "pending"}[row["within"]]
-        label = paper_label(row["quantity"])
+        status = {True: "✓ within", False: "✗ **outside**", None: "… pending"}[row["within"]]
         unit = row["unit"]
-        difference = "–" if row["difference"] is None else f"{row['difference']:+.3g}"
+        label = paper_label(row["quantity"])
+        label = label if unit in label else f"{label} ({unit})"
+        difference = "–" if row["difference"] is None else f"{row['difference']:+.2g}"
         lines.append(
-            f"| {row['paper_table']} | {row['row']} | {label} ({unit}) | "
+            f"| {row['paper_table']} · {row['row']} | {label} | "
             f"{_number(row['paper'], unit)} | {_number(row['ours'], unit)} | {difference} | "
-            f"±{row['tolerance']:.3g} | {status} |"
+            f"±{row['tolerance']:.2g} | {status} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -718,7 +764,8 @@ def reproduce(
         execute_notebook(name, where, parameters)
         report.seconds[name] = time.perf_counter() - tick
         log(f"[{index}/{len(names)}] {name} done in {report.seconds[name]:.0f} s")
-    rows = paper_vs_reproduced(where.figures_dir)
+    with _stderr_to(where.root / "build" / "logs" / profile / f"{PAPER_VS_REPRODUCED}.log"):
+        rows = paper_vs_reproduced(where.figures_dir)  # builds models: TensorFlow's start-up noise
     paths = write_paper_vs_reproduced(rows, where.figures_dir)
     (where.figures_dir / "table_map.md").write_text(
         artefact_map_markdown(lambda n: f"[{n}](notebooks/{n}.ipynb)"), encoding="utf-8"

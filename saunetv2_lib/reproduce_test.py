@@ -87,6 +87,7 @@ def test_quick_run_writes_only_under_build_and_failure_names_the_cell(tmp_path):
     assert output == where.notebook_dir / "03_loss.ipynb"
     assert (where.figures_dir / "out.txt").read_text() == "quick5"
     assert source.read_bytes() == before  # the committed notebook is untouched
+    assert (tmp_path / "build" / "logs" / "quick" / "03_loss.log").is_file()
     assert not (tmp_path / "figures").exists()
     executed = nbformat.read(output, as_version=4)
     assert executed.metadata.papermill["input_path"] == "notebooks/03_loss.ipynb"
@@ -158,6 +159,7 @@ def test_comparison_rows_tolerance_and_files(tmp_path):
     text = paths["md"].read_text()
     assert text.startswith("**1 of 3 rows within tolerance**")
     assert "**outside**" in text and "pending" in text
+    assert "| Table 1A | 2 | 1 | 1 | 0 |" in text and "| Table 2 | 1 | 0 | 0 | 1 |" in text
 
 
 def test_metric_rows_read_the_cards_paper_protocol_cell(tmp_path):
@@ -187,12 +189,18 @@ def test_metric_rows_read_the_cards_paper_protocol_cell(tmp_path):
 def test_cpu_rows_read_notebook_06_table(tmp_path):
     assert all(r["ours"] is None for r in reproduce.cpu_rows(tmp_path))
     (tmp_path / "06_efficiency.csv").write_text(
-        "model,cpu_s_per_image,host\nsa_unet_v2,0.6,test host\nunet,7.0,test host\n"
+        "model,cpu_s_per_image,host\nsa_unet_v2,0.5,test host\nunet,3.0,test host\n"
+        "sa_unet,0.5,test host\n"
     )
     rows = {r["row"]: r for r in reproduce.cpu_rows(tmp_path)}
-    assert rows["SA-UNetv2"]["ours"] == 0.6 and rows["SA-UNetv2"]["within"] is True
-    assert rows["U-Net"]["within"] is False  # 7.0 s vs 3.16 s is beyond a factor 2
+    assert rows["SA-UNetv2"]["ours"] == 0.5 and rows["SA-UNetv2"]["within"] is True
+    unet = rows["U-Net"]
+    assert unet["quantity"] == "cpu_ratio"
+    assert unet["paper"] == pytest.approx(3.16 / 0.95) and unet["ours"] == pytest.approx(6.0)
+    assert unet["within"] is False  # 6.0 vs 3.33: beyond 50 %
+    assert rows["SA-UNet"]["ours"] == pytest.approx(1.0) and rows["SA-UNet"]["within"] is True
     assert rows["Attention U-Net"]["within"] is None
+    assert "test host" in rows["SA-UNetv2"]["ours_from"]
 
 
 def test_artefact_map_names_every_notebook():

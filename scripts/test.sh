@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The README's second command: lint, format check and the test suite (slow checks excluded).
+# The README's second command: lint, format check, the test suite (slow checks excluded), then
+# nbval on the executed notebooks (each is re-executed; cells marked NBVAL_CHECK_OUTPUT must
+# reproduce their committed output). The browser check of the site is tests/test_site.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=2
@@ -9,3 +11,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/pytest -m "not slow" "$@"
+# Re-executed notebooks write their figures here, never over the committed figures/.
+export SAUNETV2_FIGURES_DIR="$PWD/build/nbval/figures"
+.venv/bin/pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks/

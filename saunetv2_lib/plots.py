@@ -1,0 +1,304 @@
+"""The notebooks' figures: each function returns a Matplotlib figure (or an RGB array) and saves nothing.
+
+Save with :func:`saunetv2_lib.companion.save_figure`. Images are ``(H, W, 3)`` floats in [0, 1],
+labels and masks ``(H, W)`` in {0, 1}, probabilities ``(H, W)`` floats in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+# Error-overlay colours (RGB in [0, 1]): true positives white, false positives red, false
+# negatives blue (a common convention in vessel papers); true negatives stay black and pixels
+# outside the evaluated region grey.
+TP_COLOR = (1.0, 1.0, 1.0)
+FP_COLOR = (0.9, 0.1, 0.1)
+FN_COLOR = (0.1, 0.4, 1.0)
+OUTSIDE_COLOR = (0.25, 0.25, 0.25)
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grid(rows: int, columns: int, size: float = 3.0):
+    plt = _plt()
+    figure, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    return figure, axes
+
+
+def dataset_samples(samples: Sequence[tuple[str, Any]]):
+    """One row per ``(title, Sample)``: the image, its reference label and its FOV mask."""
+    figure, axes = _grid(len(samples), 3)
+    for row, (title, sample) in enumerate(samples):
+        axes[row, 0].imshow(sample.image)
+        axes[row, 0].set_title(f"{title}: image")
+        axes[row, 1].imshow(sample.label, cmap="gray", vmin=0, vmax=1)
+        axes[row, 1].set_title("vessel label")
+        if sample.fov is not None:
+            axes[row, 2].imshow(sample.fov, cmap="gray", vmin=0, vmax=1)
+        axes[row, 2].set_title("FOV mask")
+    figure.tight_layout()
+    return figure
+
+
+def intensity_histograms(images_by_dataset: Mapping[str, tuple[list, list]], bins: int = 64):
+    """Per dataset, histograms of the R, G, B values inside the FOVs (``{name: (images, fovs)}``)."""
+    plt = _plt()
+    figure, axes = plt.subplots(
+        1, len(images_by_dataset), figsize=(4 * len(images_by_dataset), 3), squeeze=False
+    )
+    for axis, (name, (images, fovs)) in zip(axes[0], images_by_dataset.items(), strict=True):
+        pixels = np.concatenate([img[fov > 0] for img, fov in zip(images, fovs, strict=True)])
+        for channel, color in enumerate(("red", "green", "blue")):
+            axis.hist(pixels[:, channel], bins=bins, range=(0, 1), color=color, alpha=0.45,
+                      density=True, label=color)  # fmt: skip
+        axis.set_title(name)
+        axis.set_xlabel("intensity in the FOV")
+    axes[0, 0].set_ylabel("density")
+    axes[0, 0].legend(frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def lines(
+    x: Sequence[float],
+    series: Mapping[str, Sequence[float]],
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = False,
+    logy: bool = False,
+    axis=None,
+):
+    """A line plot of several named series against ``x`` (returns the figure)."""
+    plt = _plt()
+    if axis is None:
+        figure, axis = plt.subplots(figsize=(5, 3.4))
+    else:
+        figure = axis.figure
+    for name, values in series.items():
+        axis.plot(x, values, marker="o", markersize=3, label=name)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    if logx:
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
+        axis.set_xscale("log")
+        axis.set_xticks(list(x))
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
+    if logy:
+        axis.set_yscale("log")
+    if title:
+        axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(frameon=False, fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def attention_panel(
+    image: np.ndarray, maps: Mapping[str, np.ndarray], probability: np.ndarray | None = None
+):
+    """The input image, each attention map (resized by nearest neighbour for display) and the output."""
+    panels = [("input", image, None)]
+    panels += [(name, value, "viridis") for name, value in maps.items()]
+    if probability is not None:
+        panels.append(("vessel probability", probability, "gray"))
+    columns = min(len(panels), 3)
+    rows = -(-len(panels) // columns)
+    figure, axes = _grid(rows, columns, size=3.2)
+    for axis, (name, value, cmap) in zip(axes.ravel(), panels, strict=False):
+        shown = axis.imshow(value, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)
+        axis.set_title(f"{name} ({value.shape[0]}x{value.shape[1]})" if cmap == "viridis" else name)
+        if cmap == "viridis":
+            figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.02)
+    figure.tight_layout()
+    return figure
+
+
+def training_history(histories: Mapping[str, Sequence[Mapping[str, float]]]):
+    """Loss, accuracy and learning rate per epoch of each run (``{name: CSVLogger rows}``)."""
+    plt = _plt()
+    panels = (("loss", "loss"), ("accuracy", "pixel accuracy"), ("learning_rate", "learning rate"))
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for name, rows in histories.items():
+        epochs = [int(r.get("epoch", i)) + 1 for i, r in enumerate(rows)]
+        for axis, (key, label) in zip(axes, panels, strict=True):
+            for prefix, style in (("", "-"), ("val_", "--")):
+                values = [r.get(prefix + key) for r in rows]
+                if key == "learning_rate" and prefix:
+                    continue
+                if all(v is None for v in values):
+                    continue
+                axis.plot(epochs, [np.nan if v is None else v for v in values], style,
+                          label=f"{name} {prefix.rstrip('_') or 'train'}"
+                          if key != "learning_rate" else name)  # fmt: skip
+            axis.set_xlabel("epoch")
+            axis.set_ylabel(label)
+    axes[2].set_yscale("log")
+    for axis in axes:
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(frameon=False, fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def roc_pr(curves: Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]], points=None):
+    """ROC and precision-recall curves (``{label: (roc_curve_data, pr_curve_data)}``).
+
+    ``points`` optionally maps a label to ``(fpr, tpr, recall, precision)`` to mark an operating
+    point (e.g. the second observer).
+    """
+    plt = _plt()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for label, (roc, pr) in curves.items():
+        left.plot(roc["fpr"], roc["tpr"], label=f"{label} (AUC {roc['auc']:.4f})")
+        right.plot(pr["recall"], pr["precision"],
+                   label=f"{label} (AP {pr['average_precision']:.4f})")  # fmt: skip
+    for label, (fpr, tpr, recall, precision) in (points or {}).items():
+        left.plot([fpr], [tpr], "k*", markersize=10, label=label)
+        right.plot([recall], [precision], "k*", markersize=10, label=label)
+    left.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC",
+             xlim=(0, 0.3), ylim=(0.5, 1.0))  # fmt: skip
+    right.set(xlabel="recall (sensitivity)", ylabel="precision", title="precision-recall",
+              xlim=(0.5, 1.0), ylim=(0.5, 1.0))  # fmt: skip
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend(frameon=False, fontsize=8, loc="lower left")
+    figure.tight_layout()
+    return figure
+
+
+def error_overlay(
+    probability: np.ndarray,
+    label: np.ndarray,
+    region: np.ndarray | None = None,
+    threshold: float = 0.5,
+    strict: bool = True,
+) -> np.ndarray:
+    """RGB ``(H, W, 3)`` float map of TP (white), FP (red), FN (blue), TN (black).
+
+    Pixels outside ``region`` (e.g. the FOV) are grey. Binarisation as in the metrics: ``p >
+    threshold`` when ``strict`` else ``p >= threshold``.
+    """
+    probability = np.asarray(probability)
+    label = np.asarray(label) > 0
+    if probability.shape != label.shape:
+        raise ValueError(f"probability {probability.shape} and label {label.shape} differ.")
+    predicted = probability > threshold if strict else probability >= threshold
+    out = np.zeros((*label.shape, 3), dtype=np.float32)
+    out[predicted & label] = TP_COLOR
+    out[predicted & ~label] = FP_COLOR
+    out[~predicted & label] = FN_COLOR
+    if region is not None:
+        out[np.asarray(region) == 0] = OUTSIDE_COLOR
+    return out
+
+
+def qualitative(
+    rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    threshold: float = 0.5,
+    crop: tuple[slice, slice] | None = None,
+):
+    """Per ``(name, image, label, probability)``: image, label, probability, binary, TP/FP/FN.
+
+    ``crop`` (a pair of slices) zooms every panel of the second figure row onwards into the same
+    window, where thin vessels can be seen.
+    """
+    titles = ("image", "label (1st observer)", "probability", f"p > {threshold:g}", "TP / FP / FN")
+    figure, axes = _grid(len(rows), 5, size=2.8)
+    for row, (name, image, label, probability) in enumerate(rows):
+        window = crop if crop is not None else (slice(None), slice(None))
+        panels = (
+            image[window],
+            label[window],
+            probability[window],
+            (probability > threshold)[window],
+            error_overlay(probability, label, threshold=threshold)[window],
+        )
+        for column, (title, panel) in enumerate(zip(titles, panels, strict=True)):
+            cmap = None if panel.ndim == 3 else "gray"
+            axes[row, column].imshow(panel, cmap=cmap, vmin=0, vmax=1)
+            axes[row, column].set_title(f"{name}: {title}" if column == 0 else title, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def per_image(values: Mapping[str, Sequence[float]], metric: str = "F1 (%)", reference=None):
+    """Box plot with the individual images as dots, one box per label; ``reference`` draws lines.
+
+    ``reference`` maps a label (e.g. ``"paper mean"``) to a value drawn as a horizontal line.
+    """
+    plt = _plt()
+    figure, axis = plt.subplots(figsize=(1.8 + 1.6 * len(values), 3.6))
+    labels = list(values)
+    data = [np.asarray(values[k], dtype=float) for k in labels]
+    axis.boxplot(data, showfliers=False)
+    axis.set_xticks(range(1, len(labels) + 1), labels)
+    rng = np.random.default_rng(0)  # fixed jitter so the figure is reproducible
+    for index, points in enumerate(data, 1):
+        axis.plot(index + rng.uniform(-0.12, 0.12, len(points)), points, "o", alpha=0.6, ms=4)
+    for label, value in (reference or {}).items():
+        axis.axhline(value, linestyle="--", linewidth=1, color="gray")
+        axis.text(0.55, value, f" {label}", va="bottom", fontsize=8, color="gray")
+    axis.set_ylabel(metric)
+    axis.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    return figure
+
+
+def bubble_chart(points: Sequence[Mapping[str, Any]], title: str = ""):
+    """The paper's Figure 1: F1 (%) against parameters (M, log scale), bubble area ~ GFLOPs.
+
+    Each point: ``model``, ``params_m``, ``f1``, ``gflops`` (``None``: a small hollow marker),
+    and optionally ``ours: True`` (drawn in a second colour).
+    """
+    plt = _plt()
+    figure, axis = plt.subplots(figsize=(7, 4.6))
+    for point in points:
+        known = point.get("gflops") is not None
+        size = 4.0 * point["gflops"] if known else 60.0
+        color = "tab:red" if point.get("ours") else "tab:blue"
+        axis.scatter(point["params_m"], point["f1"], s=size, alpha=0.45 if known else 1.0,
+                     facecolors=color if known else "none", edgecolors=color, linewidths=1.2)  # fmt: skip
+        note = f"{point['model']}\n{point['gflops']:.1f} GFLOPs" if known else point["model"]
+        axis.annotate(note, (point["params_m"], point["f1"]), textcoords="offset points",
+                      xytext=(6, 6), fontsize=8)  # fmt: skip
+    axis.set_xscale("log")
+    axis.set_xlabel("parameters (M, log scale)")
+    axis.set_ylabel("F1 on DRIVE (%)")
+    axis.set_title(title or "F1 vs parameters; bubble area ~ GFLOPs (hollow: not reported)")
+    axis.grid(alpha=0.3)
+    axis.margins(x=0.25, y=0.15)
+    figure.tight_layout()
+    return figure
+
+
+def bars(values: Mapping[str, float], ylabel: str, reference: Mapping[str, float] | None = None):
+    """Bars of ``values`` with the paper's ``reference`` values beside them when given."""
+    plt = _plt()
+    labels = list(values)
+    x = np.arange(len(labels))
+    figure, axis = plt.subplots(figsize=(1.5 + 1.4 * len(labels), 3.4))
+    width = 0.38 if reference else 0.6
+    axis.bar(x - (width / 2 if reference else 0), [values[k] for k in labels], width,
+             label="this host")  # fmt: skip
+    if reference:
+        axis.bar(x + width / 2, [reference.get(k, np.nan) for k in labels], width,
+                 label="paper (2-core Xeon)")  # fmt: skip
+        axis.legend(frameon=False)
+    axis.set_xticks(x, labels)
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    return figure
