@@ -282,3 +282,8 @@ def get_model(
 def register_model(name: str, spec: ModelSpec) -> None:
     """Add a model to the registry (used by the sibling designs)."""
     MODELS[name] = spec
+
+
+# The seeds' sibling designs (issue 7) register themselves; imported last because they build on
+# this module's factories.
+import saunetv2_lib.siblings  # noqa: E402, F401
