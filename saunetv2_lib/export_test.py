@@ -234,6 +234,16 @@ def test_tflite_and_onnx_predictors_follow_the_batch_shape():
         np.testing.assert_allclose(predictor(x[:1].astype(np.float64)), whole[:1], atol=1e-6)
 
 
+def test_size_agnostic_model_on_every_fp32_path():
+    """A ``(None, None, 3)`` model (inference on any padded size) converts and runs everywhere."""
+    model = get_model("sa_unet_v2", (None, None, 3), seed=5)
+    x = np.random.default_rng(5).random((2, 48, 40, 3), dtype=np.float32)
+    reference = np.asarray(model.predict_on_batch(x))
+    for path in ("keras_fast", "tflite", "onnx"):
+        output = make_predictor(model, path).predict(x)
+        np.testing.assert_allclose(output, reference, atol=FP32_TOLERANCE, err_msg=path)
+
+
 def test_bad_inputs_raise_clear_errors(tmp_path):
     model = get_model("sa_unet_v2", (32, 32, 3), seed=0)
     predictor = make_predictor(model, "keras")
