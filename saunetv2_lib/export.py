@@ -67,10 +67,12 @@ EXPORT_FILES = {
 TFLITE_QUANTIZATION = {"tflite": "fp32", "tflite_fp16": "fp16", "tflite_int8": "int8"}
 
 FAST_PATH = "keras_fast"
-"""The default of :func:`fast_predictor`, chosen by measurement (``saunetv2 bench``): on the
-project's 2-core AMD EPYC (AVX-512), TF 2.21 / oneDNN, SA-UNetv2 at 592x592, batch 1, the
-TensorFlow graph of the export copy was the fastest path (about 0.7x the time of ``keras``),
-ahead of LiteRT/XNNPACK, XLA and ONNX Runtime. ``SAUNETV2_FAST_PATH`` overrides it."""
+"""The default of :func:`fast_predictor`, chosen by measurement (``saunetv2 bench``, reports in
+``benchmarks/results/``): on the project's 2-core AMD EPYC (AVX-512), TF 2.21 / oneDNN, SA-UNetv2
+at 592x592, batch 1, on a shared machine (load average 3-5), the TensorFlow graph of the export
+copy took 0.21 s per image against 0.32 s for ``keras`` (paired ratio 1.55x), ahead of
+LiteRT/XNNPACK (0.44 s), XLA (0.48 s) and ONNX Runtime (0.77 s). ``SAUNETV2_FAST_PATH``
+overrides it."""
 
 FAST_PATH_ENV = "SAUNETV2_FAST_PATH"
 
