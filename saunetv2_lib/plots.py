@@ -261,25 +261,37 @@ def bubble_chart(points: Sequence[Mapping[str, Any]], title: str = ""):
     """The paper's Figure 1: F1 (%) against parameters (M, log scale), bubble area ~ GFLOPs.
 
     Each point: ``model``, ``params_m``, ``f1``, ``gflops`` (``None``: a small hollow marker),
-    and optionally ``ours: True`` (drawn in a second colour).
+    and optionally ``ours: True`` (drawn in a second colour). Labels that would overlap are
+    pushed apart vertically.
     """
     plt = _plt()
-    figure, axis = plt.subplots(figsize=(7, 4.6))
+    figure, axis = plt.subplots(figsize=(7.5, 4.8))
     for point in points:
         known = point.get("gflops") is not None
         size = 4.0 * point["gflops"] if known else 60.0
         color = "tab:red" if point.get("ours") else "tab:blue"
         axis.scatter(point["params_m"], point["f1"], s=size, alpha=0.45 if known else 1.0,
                      facecolors=color if known else "none", edgecolors=color, linewidths=1.2)  # fmt: skip
-        note = f"{point['model']}\n{point['gflops']:.1f} GFLOPs" if known else point["model"]
-        axis.annotate(note, (point["params_m"], point["f1"]), textcoords="offset points",
-                      xytext=(6, 6), fontsize=8)  # fmt: skip
     axis.set_xscale("log")
+    axis.margins(x=0.35, y=0.15)
+    figure.canvas.draw()  # fixes the data-to-pixel transform before the labels are placed
+    placed: list[tuple[float, float]] = []
+    for point in sorted(points, key=lambda p: -p["f1"]):
+        known = point.get("gflops") is not None
+        text = f"{point['model']} ({point['gflops']:.0f} GFLOPs)" if known else point["model"]
+        x, y = axis.transData.transform((point["params_m"], point["f1"]))
+        label_y = y + 6
+        for other_x, other_y in placed:  # greedy: move below any label it would overlap
+            if abs(other_x - x) < 150 and abs(other_y - label_y) < 13:
+                label_y = other_y - 13
+        placed.append((x, label_y))
+        axis.annotate(text, (point["params_m"], point["f1"]), xytext=(8, label_y - y),
+                      textcoords="offset pixels", fontsize=8,
+                      arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.5})  # fmt: skip
     axis.set_xlabel("parameters (M, log scale)")
     axis.set_ylabel("F1 on DRIVE (%)")
     axis.set_title(title or "F1 vs parameters; bubble area ~ GFLOPs (hollow: not reported)")
     axis.grid(alpha=0.3)
-    axis.margins(x=0.25, y=0.15)
     figure.tight_layout()
     return figure
 

@@ -201,6 +201,13 @@ def test_cpu_rows_read_notebook_06_table(tmp_path):
     assert rows["SA-UNet"]["ours"] == pytest.approx(1.0) and rows["SA-UNet"]["within"] is True
     assert rows["Attention U-Net"]["within"] is None
     assert "test host" in rows["SA-UNetv2"]["ours_from"]
+    (tmp_path / "06_efficiency.csv").write_text(
+        "model,cpu_s_per_image,host,load_average,cores\nsa_unet_v2,0.5,h,3.9,2\nunet,3.0,h,3.9,2\n"
+    )
+    busy = {r["row"]: r for r in reproduce.cpu_rows(tmp_path)}
+    assert busy["U-Net"]["ours"] == pytest.approx(6.0)  # reported ...
+    assert busy["U-Net"]["within"] is None and busy["U-Net"]["difference"] is None  # ... not judged
+    assert "under load 3.9 on 2 cores" in busy["U-Net"]["ours_from"]
 
 
 def test_artefact_map_names_every_notebook():
