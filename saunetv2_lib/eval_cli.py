@@ -58,7 +58,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     if chosen is not None:
         protocol = dataclasses.replace(protocol, threshold=chosen)
     result = evaluation.evaluate(
-        model, args.dataset, args.split, protocol, args.root, batch_size=args.batch_size
+        model,
+        args.dataset,
+        args.split,
+        protocol,
+        args.root,
+        batch_size=args.batch_size,
+        runtime=args.runtime,
     )
     rows = None
     if args.switchboard:
@@ -168,6 +174,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also report every protocol (whole/FOV x per-image/pooled x 0.5/--threshold)",
     )
     parser.add_argument("--out", default=None, help="write CSVs, curves and probability maps here")
+    parser.add_argument(
+        "--runtime",
+        choices=("fast", "keras"),
+        default="fast",
+        help="inference path: the measured-fastest CPU path (default) or Keras' predict (reference)",
+    )
     parser.add_argument(
         "--json",
         action="store_true",

@@ -242,15 +242,19 @@ def predict_maps(
     side: int,
     anchor: str = "top_left",
     batch_size: int = 4,
+    runtime: str = "fast",
 ) -> list[np.ndarray]:
     """Pad every ``(H, W, 3)`` image to ``side``, predict, and crop back to ``(H, W)`` float32.
+
+    ``runtime``: ``"fast"`` (default, the measured-fastest CPU path) or ``"keras"`` (the
+    reference ``predict_on_batch``); see :func:`saunetv2_lib.inference.predict_batch`.
 
     A model whose fixed input differs from ``side`` (or has ``None`` sides) is run through its
     fully convolutional twin (:func:`saunetv2_lib.inference.fully_convolutional`), so e.g. the DRIVE
     model can be evaluated on STARE at 704.
     """
     from saunetv2_lib.data.padding import crop_back, pad_to_side
-    from saunetv2_lib.inference import _spatial_input, fully_convolutional
+    from saunetv2_lib.inference import _spatial_input, fully_convolutional, predict_batch
 
     if _spatial_input(model) != (side, side):
         model = fully_convolutional(model)
@@ -267,7 +271,7 @@ def predict_maps(
             array, info = pad_to_side(np.asarray(image, dtype=np.float32), side, anchor=anchor)
             padded.append(array)
             infos.append(info)
-        out = np.asarray(model.predict_on_batch(np.stack(padded)))
+        out = predict_batch(model, np.stack(padded), runtime)
         for prediction, info in zip(out, infos, strict=True):
             maps.append(np.asarray(crop_back(prediction[..., 0], info), dtype=np.float32))
     return maps
@@ -341,6 +345,7 @@ def evaluate(
     protocol: Protocol = Protocol(),
     root: str | Path | None = None,
     batch_size: int = 4,
+    runtime: str = "fast",
 ) -> EvalResult:
     """Predict every image of ``dataset``/``split`` once and score it under ``protocol``.
 
@@ -352,6 +357,8 @@ def evaluate(
         protocol: see :class:`Protocol`; the default is the paper's.
         root: data root (default: ``saunetv2_lib.data.data_root()``).
         batch_size: images per forward pass.
+        runtime: ``"fast"`` (default) or ``"keras"`` (reference); see
+            :func:`saunetv2_lib.inference.predict_batch`.
 
     Returns:
         An :class:`EvalResult`.
@@ -359,7 +366,7 @@ def evaluate(
     samples = _load_samples(dataset, split, protocol, root)
     side = protocol.side or model_side_for(dataset)
     probabilities = predict_maps(
-        model, [s.image for s in samples], side, protocol.anchor, batch_size
+        model, [s.image for s in samples], side, protocol.anchor, batch_size, runtime
     )
     return evaluate_probabilities(probabilities, samples, protocol, _dataset_key(dataset), split)
 

@@ -78,7 +78,7 @@ def test_crop_returns_exactly_the_input_region(fake_data, anchor, input_shape):
 
 def test_metrics_equal_direct_computation_on_cropped_maps(fake_data):
     model = get_model("sa_unet_v2", (None, None, 3), seed=3)
-    result = evaluate(model, "drive", protocol=Protocol(side=SIDE))
+    result = evaluate(model, "drive", protocol=Protocol(side=SIDE), runtime="keras")
     samples = _fake_samples()
     # Independent pipeline: numpy pad (top-left), predict as one batch (as evaluate does, so
     # oneDNN takes the same code path), slice.

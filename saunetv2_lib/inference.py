@@ -182,17 +182,45 @@ def fully_convolutional(model):
     return twin
 
 
-def _predict_padded(model, padded: np.ndarray) -> np.ndarray:
-    out = model.predict_on_batch(padded[None].astype(np.float32))
-    return np.asarray(out)[0, ..., 0]
+RUNTIMES = ("fast", "keras")
+_PREDICTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def predict_image(model, image: np.ndarray, anchor: str = "top_left") -> np.ndarray:
+def predict_batch(model, batch: np.ndarray, runtime: str = "fast") -> np.ndarray:
+    """Probabilities ``(B, H, W, 1)`` for a float32 batch ``(B, H, W, 3)``.
+
+    ``runtime="fast"`` (default) runs :func:`saunetv2_lib.export.fast_predictor`'s copy of the
+    model, built once per model and cached: the same weights and maths, with group-norm
+    statistics summed in two stages, which is ~1.5x faster on CPU and closer to float64 than
+    Keras' one-pass sums (``export.py``). ``runtime="keras"`` is the reference,
+    ``model.predict_on_batch``.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}.")
+    batch = np.asarray(batch, dtype=np.float32)
+    if runtime == "keras":
+        return np.asarray(model.predict_on_batch(batch))
+    predictor = _PREDICTORS.get(model)
+    if predictor is None:
+        from saunetv2_lib.export import fast_predictor
+
+        predictor = _PREDICTORS[model] = fast_predictor(model)
+    return np.asarray(predictor.predict(batch))
+
+
+def _predict_padded(model, padded: np.ndarray, runtime: str = "fast") -> np.ndarray:
+    return predict_batch(model, padded[None], runtime)[0, ..., 0]
+
+
+def predict_image(
+    model, image: np.ndarray, anchor: str = "top_left", runtime: str = "fast"
+) -> np.ndarray:
     """Vessel probability map ``(H, W)`` float32 in ``[0, 1]`` for one RGB image of any size.
 
     ``image`` is float ``(H, W, 3)`` in ``[0, 1]`` (:func:`read_image`). See the module docstring
     for the pad-to-model-side vs fully-convolutional choice. ``anchor`` is where the image sits in
-    the padded square (``"top_left"``: the paper's test protocol, or ``"center"``).
+    the padded square (``"top_left"``: the paper's test protocol, or ``"center"``); ``runtime``
+    as in :func:`predict_batch`.
     """
     from saunetv2_lib.data.padding import crop_back, pad_to_side
 
@@ -221,7 +249,7 @@ def predict_image(model, image: np.ndarray, anchor: str = "top_left") -> np.ndar
             fully_convolutional(model),
         )
     padded, info = pad_to_side(image, side, anchor=anchor)
-    probability = crop_back(_predict_padded(runner, padded), info)
+    probability = crop_back(_predict_padded(runner, padded, runtime), info)
     return np.clip(probability.astype(np.float32), 0.0, 1.0)
 
 
@@ -270,6 +298,7 @@ def predict_files(
     threshold: float = 0.5,
     use_fov: bool = True,
     anchor: str = "top_left",
+    runtime: str = "fast",
 ) -> list[FileResult]:
     """Segment every image in ``paths`` and write its prob / mask / overlay PNGs to ``out_dir``.
 
@@ -293,7 +322,7 @@ def predict_files(
                 raise ValueError(
                     f"{path}: image is {width}x{height} px; at least {MIN_SIDE} px per side is needed."
                 )
-            probability = predict_image(model, image, anchor=anchor)
+            probability = predict_image(model, image, anchor=anchor, runtime=runtime)
             if use_fov:
                 probability = probability * (np.asarray(derive_fov(image)) > 0)
             mask = probability > threshold

@@ -85,11 +85,13 @@ def test_fixed_side_model_pads_like_the_evaluation():
 
     model = get_model("sa_unet_v2", (64, 64, 3), seed=2)
     image = fundus(60, 56) / np.float32(255)  # fits 64 and fills > half of it: padded to 64
-    got = inference.predict_image(model, image)
+    got = inference.predict_image(model, image, runtime="keras")
     padded = np.pad(image, ((0, 4), (0, 8), (0, 0)))
     want = model.predict_on_batch(padded[None])[0, :60, :56, 0]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(got, predict_maps(model, [image], 64)[0], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        got, predict_maps(model, [image], 64, runtime="keras")[0], rtol=0, atol=1e-6
+    )
 
 
 def test_fully_convolutional_twin_copies_weights_and_handles_any_size():
@@ -103,7 +105,7 @@ def test_fully_convolutional_twin_copies_weights_and_handles_any_size():
     )
     # Larger than the fixed side: whole image through the twin, padded to a multiple of 8.
     image = fundus(90, 70) / np.float32(255)
-    got = inference.predict_image(model, image)
+    got = inference.predict_image(model, image, runtime="keras")
     assert got.shape == (90, 70)
     padded = np.pad(image, ((0, 6), (0, 26), (0, 0)))  # 96 = 8 * ceil(90 / 8)
     np.testing.assert_allclose(
@@ -113,7 +115,7 @@ def test_fully_convolutional_twin_copies_weights_and_handles_any_size():
     small = fundus(40, 36) / np.float32(255)
     padded = np.pad(small, ((0, 0), (0, 4), (0, 0)))
     np.testing.assert_allclose(
-        inference.predict_image(model, small),
+        inference.predict_image(model, small, runtime="keras"),
         twin.predict_on_batch(padded[None])[0, :40, :36, 0],
         rtol=0,
         atol=1e-6,
@@ -197,3 +199,21 @@ def test_predict_cli_default_weights_not_shipped(tmp_path, monkeypatch, capsys):
     assert main(["predict", str(tmp_path / "eye.png"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'drive' weights are not shipped yet" in err[0]
+
+
+def test_fast_runtime_matches_the_keras_reference():
+    import keras
+
+    from saunetv2_lib.inference import predict_batch
+    from saunetv2_lib.models import get_model
+
+    model = get_model("sa_unet_v2", (64, 64, 3))
+    batch = np.random.default_rng(7).uniform(size=(2, 64, 64, 3)).astype("float32")
+    fast = predict_batch(model, batch)
+    reference = predict_batch(model, batch, runtime="keras")
+    assert fast.shape == reference.shape == (2, 64, 64, 1)
+    np.testing.assert_allclose(fast, reference, atol=1e-4)
+    assert predict_batch(model, batch) is not fast  # a new array, from the cached predictor
+    with pytest.raises(ValueError, match="runtime"):
+        predict_batch(model, batch, runtime="onnx")
+    keras.backend.clear_session()
