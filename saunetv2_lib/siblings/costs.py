@@ -17,7 +17,8 @@ add, multiply, negate, mean     ``E`` (of the output; mean: of the input)
 exp, softplus, ReLU, sigmoid,   0: the profiler registers no cost for them
 bilinear resize, reshape,
 transpose, pad, slice, concat
-einsum                          0 (unregistered), so the layers use ``matmul`` instead
+einsum                          depends on TF's lowering (a broadcast einsum stays an unregistered
+                                ``Einsum`` op: 0), so the layers use ``matmul`` instead
 ==============================  ==================================================================
 """
 

@@ -22,8 +22,8 @@ Choices (documented deviations from the PyTorch code): the final normalisation a
 follow the host network's block (GroupNorm(8) + SiLU for both hosts here, which use the v2 block)
 instead of BatchNorm + ReLU, because DCA replaces the skip's normalisation and the host trains
 with small batches; DCA receives the host's activated skip (the official U-Net feeds it the
-pre-normalisation convolution output); Keras' bilinear upsampling uses half-pixel centres
-(PyTorch's code uses ``align_corners=True``); the attention scale is applied to the logits for
+pre-normalisation convolution output); the bilinear upsampling uses half-pixel centres like
+TensorFlow's resize (:mod:`.upsample`; PyTorch's code uses ``align_corners=True``); the attention scale is applied to the logits for
 channel attention and to the queries for spatial attention (identical results, fewer operations).
 
 At 592 px the token grid is 74 x 74 (5,476 tokens), so each scale's spatial attention holds
@@ -44,6 +44,7 @@ from saunetv2_lib.complexity import activation_flops, conv2d_cost, register_coun
 from saunetv2_lib.layers import ConvNormAct, SpatialAttention
 from saunetv2_lib.models import check_input_shape
 from saunetv2_lib.siblings.costs import depthwise_cost, layer_norm_flops, matmul_cost
+from saunetv2_lib.siblings.upsample import bilinear_upsample, bilinear_upsample_flops
 
 PACKAGE = "saunetv2"
 
@@ -112,7 +113,6 @@ class DualCrossAttention(layers.Layer):
         self.embed, self.ca_norm, self.sa_norm, self.up, self.out_norm = [], [], [], [], []
         self.ca_q, self.ca_k, self.ca_v, self.ca_proj = [], [], [], []
         self.sa_q, self.sa_k, self.sa_v, self.sa_proj = [], [], [], []
-        self.upsample = []
         for i, c in enumerate(self.channels):
             s = i + 1
             self.embed.append(_projection(f"embed{s}"))
@@ -126,12 +126,6 @@ class DualCrossAttention(layers.Layer):
             self.sa_k.append(_projection(f"sa_k{s}"))
             self.sa_v.append(_projection(f"sa_v{s}"))
             self.sa_proj.append(_projection(f"sa_proj{s}"))
-            pool = self.pool_sizes[i]
-            self.upsample.append(
-                layers.UpSampling2D(pool, interpolation="bilinear", name=f"upsample{s}")
-                if pool > 1
-                else None
-            )
             self.up.append(layers.Conv2D(c, 1, name=f"up_conv{s}"))
             if norm == "group":
                 self.out_norm.append(
@@ -221,8 +215,7 @@ class DualCrossAttention(layers.Layer):
 
         outputs = []
         for i, (t, skip) in enumerate(zip(refined, inputs, strict=True)):
-            if self.upsample[i] is not None:
-                t = self.upsample[i](t)
+            t = bilinear_upsample(t, self.pool_sizes[i])
             t = self.up[i](t) + skip
             outputs.append(self.act(self.out_norm[i](t, training=training)))
         return outputs
@@ -284,6 +277,8 @@ def dca_cost(layer: DualCrossAttention, input_shapes: Sequence[Sequence[int]]) -
         add(depthwise_cost(1, c, 1, tokens, bias=True))  # projection
         flops += tokens * c  # residual
         # back to the skip
+        grid_h, grid_w = height // layer.patch_size, width // layer.patch_size
+        flops += bilinear_upsample_flops(grid_h, grid_w, c, layer.pool_sizes[i])
         add(conv2d_cost((1, 1), c, c, (h, w), values))
         flops += values  # + raw skip
         if layer.norm == "group":

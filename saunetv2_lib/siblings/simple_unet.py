@@ -21,8 +21,8 @@ Choices: the seed's best variant replaces the units by ESKNet's selective-kernel
 ("SimpleESKNet"); the brief asks for SimpleUNet's mechanisms, so the plain units are used (the
 "0.67 MB" of the seed is the ESKNet variant; this one has about 65 thousand parameters). The head
 is a 1x1 convolution with bias and a float32 sigmoid (one vessel channel) instead of the code's
-1x1 Conv-BN-ReLU to ``num_cls`` logits; bilinear upsampling uses Keras' half-pixel centres
-(PyTorch code: ``align_corners=True``); BatchNorm momentum 0.9 and epsilon 1e-5 (PyTorch's).
+1x1 Conv-BN-ReLU to ``num_cls`` logits; bilinear upsampling uses half-pixel centres like
+TensorFlow's resize (:mod:`.upsample`; PyTorch code: ``align_corners=True``); BatchNorm momentum 0.9 and epsilon 1e-5 (PyTorch's).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from keras import layers, ops
 
 from saunetv2_lib.complexity import conv2d_cost, register_counter
 from saunetv2_lib.models import check_input_shape
+from saunetv2_lib.siblings.upsample import bilinear_upsample, bilinear_upsample_flops
 
 PACKAGE = "saunetv2"
 
@@ -99,7 +100,6 @@ class AdaptiveFeatureFusion(layers.Layer):
     def __init__(self, adaptive: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.adaptive = bool(adaptive)
-        self.upsample = layers.UpSampling2D(2, interpolation="bilinear", name="upsample")
 
     def build(self, input_shape):
         skip_shape, deep_shape = input_shape
@@ -111,7 +111,7 @@ class AdaptiveFeatureFusion(layers.Layer):
         skip, deep = inputs
         if self.adaptive:
             skip, deep = skip * self.alpha, deep * self.beta
-        return ops.concatenate([skip, self.upsample(deep)], axis=-1)
+        return ops.concatenate([skip, bilinear_upsample(deep, 2)], axis=-1)
 
     def compute_output_shape(self, input_shape):
         skip_shape, deep_shape = input_shape
@@ -130,12 +130,11 @@ def _conv_bn_relu(layer, input_shapes, output_shape):
 
 @register_counter(AdaptiveFeatureFusion)
 def _adaptive_feature_fusion(layer, input_shapes, output_shape):
-    if not layer.adaptive:
-        return 0, 0  # bilinear resize and concatenation have no registered cost
-    skip_shape, deep_shape = input_shapes
-    return skip_shape[1] * skip_shape[2] * skip_shape[3] + deep_shape[1] * deep_shape[
-        2
-    ] * deep_shape[3], 0
+    (_, hs, ws, cs), (_, hd, wd, cd) = input_shapes
+    flops = bilinear_upsample_flops(hd, wd, cd, 2)
+    if layer.adaptive:
+        flops += hs * ws * cs + hd * wd * cd  # the two channel weightings
+    return flops, 0
 
 
 def build_simple_unet(
