@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "saunetv2_lib.train_cli",
     "saunetv2_lib.bench_cli",
     "saunetv2_lib.reproduce_cli",
+    "saunetv2_lib.weights_cli",
 ]
 
 
@@ -52,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (FileNotFoundError, ValueError, KeyError) as error:
         # Library errors carry their own explanation; no traceback for the user.
-        message = error.args[0] if error.args else str(error)
+        if isinstance(error, OSError) and error.filename:
+            message = f"{error.strerror}: {error.filename}"
+        else:
+            message = error.args[0] if error.args else str(error)
         print(f"saunetv2 {args.command}: error: {message}", file=sys.stderr)
         return 2
 

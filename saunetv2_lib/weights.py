@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import shutil
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -214,6 +213,18 @@ def _metric_rows(eval_results: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _save_inference_copy(source: Path, destination: Path) -> None:
+    """Save ``source`` without its optimizer state (3.4 MB -> ~1.2 MB for SA-UNetv2)."""
+    import keras
+
+    import saunetv2_lib.models  # noqa: F401  (registers the custom layers)
+
+    model = keras.saving.load_model(source, compile=False)
+    temporary = destination.with_suffix(".tmp.keras")
+    model.save(temporary)
+    temporary.replace(destination)
+
+
 def ship_weights(
     run_dir: str | Path,
     name: str,
@@ -250,7 +261,7 @@ def ship_weights(
     destination_dir = Path(directory) if directory is not None else WEIGHTS_DIR
     destination_dir.mkdir(parents=True, exist_ok=True)
     destination = destination_dir / f"{name.lower()}.keras"
-    shutil.copyfile(source, destination)
+    _save_inference_copy(source, destination)
 
     card: dict[str, Any] = {
         "name": name.lower(),
