@@ -23,8 +23,10 @@ follow the host network's block (GroupNorm(8) + SiLU for both hosts here, which 
 instead of BatchNorm + ReLU, because DCA replaces the skip's normalisation and the host trains
 with small batches; DCA receives the host's activated skip (the official U-Net feeds it the
 pre-normalisation convolution output); the bilinear upsampling uses half-pixel centres like
-TensorFlow's resize (:mod:`.upsample`; PyTorch's code uses ``align_corners=True``); the attention scale is applied to the logits for
-channel attention and to the queries for spatial attention (identical results, fewer operations).
+TensorFlow's resize (:mod:`.upsample`; PyTorch's code uses ``align_corners=True``); the
+attention scale is applied to the logits for channel attention and to the queries for spatial
+attention (identical results, fewer operations); the spatial key bias (the softmax
+cancels it, so it never receives a gradient) is kept for fidelity.
 
 At 592 px the token grid is 74 x 74 (5,476 tokens), so each scale's spatial attention holds
 ``4 x 5476^2`` logits (480 MB in float32 per image and scale): DCA is the most memory-hungry

@@ -252,10 +252,10 @@ class SS2D(layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class RFAConv(layers.Layer):
-    """Receptive-field attention convolution (Zhang et al., 2023; group-conv form), ``(B, H, W, C) -> (B, H, W, F)``.
+    """RFAConv (Zhang et al., 2023; group-conv form), ``(B, H, W, C) -> (B, H, W, F)``.
 
-    For every pixel, the ``k x k`` receptive-field features ``ReLU(BN(grouped conv_kxk(X)))`` (``k^2``
-    per channel) are weighted by a softmax over the field of ``grouped conv1x1(avgpool_kxk(X))``,
+    For every pixel, the ``k x k`` receptive-field features ``ReLU(BN(grouped conv_kxk(X)))``
+    (``k^2`` per channel) are weighted by a softmax over the field of ``grouped conv1x1(avgpool_kxk(X))``,
     laid out as a ``kH x kW`` map and reduced by a ``k x k`` stride-``k`` convolution, BN and ReLU.
     """
 

@@ -22,7 +22,8 @@ Choices: the seed's best variant replaces the units by ESKNet's selective-kernel
 "0.67 MB" of the seed is the ESKNet variant; this one has about 65 thousand parameters). The head
 is a 1x1 convolution with bias and a float32 sigmoid (one vessel channel) instead of the code's
 1x1 Conv-BN-ReLU to ``num_cls`` logits; bilinear upsampling uses half-pixel centres like
-TensorFlow's resize (:mod:`.upsample`; PyTorch code: ``align_corners=True``); BatchNorm momentum 0.9 and epsilon 1e-5 (PyTorch's).
+TensorFlow's resize (:mod:`.upsample`; PyTorch code: ``align_corners=True``); BatchNorm momentum
+0.9 and epsilon 1e-5 (PyTorch's).
 """
 
 from __future__ import annotations

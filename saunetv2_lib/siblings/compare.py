@@ -1,0 +1,156 @@
+"""Train and evaluate the sibling designs beside SA-UNetv2 under one protocol and one budget.
+
+Every model is trained with :func:`saunetv2_lib.training.train` from the same profile and the
+same overrides (the stated budget: epochs, patch size, batch size, schedule), then its
+``best.keras`` checkpoint (best validation accuracy, as the paper keeps) is scored with
+:func:`saunetv2_lib.evaluation.evaluate` under one :class:`~saunetv2_lib.evaluation.Protocol`, and
+its complexity is counted at the dataset's model side. Only the model name (and optional
+per-model factory arguments, e.g. a narrower SA-UMamba, which must then be stated) differs between
+runs. Runs live in ``out_root/<model>/`` and resume where they stopped; the table is written to
+``out_root/comparison.json`` and ``comparison.csv``.
+
+SA-UMamba is trained from scratch (no VMamba ImageNet weights exist for this port); its rows carry
+that note.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+
+REFERENCES = ("sa_unet_v2", "sa_unet")
+DESIGNS = ("unet_dca", "sa_unet_v2_dca", "simple_unet", "simple_unet_small", "sa_umamba")
+NOTES = {
+    "sa_umamba": "trained from scratch: no pre-trained VMamba weights (the paper used VMamba-S)"
+}
+BUDGET_FIELDS = ("profile", "epochs", "batch_size", "patch_size", "epoch_repeats", "lr", "side")
+
+
+def compare_designs(
+    out_root: str | Path,
+    models: Sequence[str] = REFERENCES + DESIGNS,
+    profile: str = "drive/quick",
+    overrides: Mapping[str, Any] | None = None,
+    model_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
+    protocol=None,
+    complexity_side: int | None = None,
+    eval_batch_size: int = 2,
+    verbose: int | str = 0,
+) -> list[dict[str, Any]]:
+    """Train (or resume) and evaluate every model in ``models``; return and write the table.
+
+    Args:
+        out_root: folder of the runs (``out_root/<model>/``) and of the comparison files.
+        models: registry names; the default is SA-UNetv2 and SA-UNet (reference rows) and the
+            five sibling designs.
+        profile: training profile shared by all runs, e.g. ``"drive/quick"`` or ``"drive/full"``.
+        overrides: :class:`~saunetv2_lib.training.TrainConfig` fields applied to every run (the
+            budget), e.g. ``{"epochs": 30, "patch_size": 128}``.
+        model_kwargs: per-model factory arguments, e.g. ``{"sa_umamba": {"embed_dim": 48}}``;
+            recorded in the rows.
+        protocol: evaluation protocol (default: the paper's, :class:`Protocol()`).
+        complexity_side: side at which parameters/GFLOPs are counted (default: the dataset's
+            model side, 592 for DRIVE).
+        eval_batch_size: images per forward pass when evaluating.
+        verbose: ``model.fit`` verbosity.
+
+    Returns:
+        One row per model: ``model, role, description, note, params, gflops, gmacs,
+        complexity_side, train_wall_s, session_cpu_s, epochs_run, best_epoch, eval_wall_s,
+        f1, jaccard, mcc, auc, ...`` (all metrics of the protocol), the budget fields,
+        ``model_kwargs`` and ``synthetic_data``.
+    """
+    from saunetv2_lib.complexity import model_complexity
+    from saunetv2_lib.data.datasets import DATASETS, is_synthetic
+    from saunetv2_lib.evaluation import Protocol, evaluate
+    from saunetv2_lib.models import MODELS, get_model
+    from saunetv2_lib.training import load_profile, train
+
+    protocol = protocol or Protocol()
+    overrides = dict(overrides or {})
+    model_kwargs = {name: dict(kwargs) for name, kwargs in (model_kwargs or {}).items()}
+    unknown = [name for name in [*models, *model_kwargs] if name not in MODELS]
+    if unknown:
+        raise ValueError(f"Unknown model(s) {unknown}; available: {', '.join(MODELS)}.")
+    for reserved in ("model", "model_kwargs"):
+        if reserved in overrides:
+            raise ValueError(f"overrides may not set {reserved!r}: it differs per model.")
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+
+    rows = []
+    for name in models:
+        kwargs = model_kwargs.get(name, {})
+        config = load_profile(profile, model=name, model_kwargs=kwargs, **overrides)
+        run_dir = out_root / name
+        cpu_start = time.process_time()
+        result = train(config, run_dir, resume=(run_dir / "config.json").exists(), verbose=verbose)
+        session_cpu_s = time.process_time() - cpu_start
+        keras.backend.clear_session()
+        best = keras.saving.load_model(run_dir / "best.keras", compile=False)
+        saved = json.loads((run_dir / "config.json").read_text("utf-8"))
+        start = time.perf_counter()
+        scores = evaluate(
+            best,
+            config.dataset,
+            "test",
+            protocol,
+            root=saved["data_root"],
+            batch_size=eval_batch_size,
+        )
+        eval_wall_s = time.perf_counter() - start
+        side = complexity_side or DATASETS[config.dataset].model_side
+        keras.backend.clear_session()
+        complexity = model_complexity(
+            get_model(name, (side, side, 3), **kwargs), measure_file=False
+        )
+        keras.backend.clear_session()
+        rows.append(
+            {
+                "model": name,
+                "role": "reference" if name in REFERENCES else "design",
+                "description": MODELS[name].description,
+                "note": NOTES.get(name, ""),
+                "params": complexity["params"],
+                "gflops": complexity["gflops"],
+                "gmacs": complexity["gmacs"],
+                "complexity_side": side,
+                "train_wall_s": result.wall_time_s,
+                "session_cpu_s": session_cpu_s,
+                "epochs_run": result.epochs_run,
+                "best_epoch": result.best_epoch,
+                "eval_wall_s": eval_wall_s,
+                **{key: float(value) for key, value in scores.summary.items()},
+                **{field: _budget_value(config, field) for field in BUDGET_FIELDS},
+                "model_kwargs": json.dumps(kwargs, sort_keys=True),
+                "synthetic_data": bool(is_synthetic(saved["data_root"])),
+            }
+        )
+        write_comparison(rows, out_root)
+    return rows
+
+
+def _budget_value(config, field: str) -> Any:
+    return config.profile if field == "profile" else getattr(config, field)
+
+
+def write_comparison(rows: Sequence[Mapping[str, Any]], out_root: str | Path) -> dict[str, Path]:
+    """Write ``comparison.json`` (with the host) and ``comparison.csv`` into ``out_root``."""
+    from saunetv2_lib.efficiency import host_info
+
+    out_root = Path(out_root)
+    paths = {"json": out_root / "comparison.json", "csv": out_root / "comparison.csv"}
+    payload = {"host": host_info(), "backend": keras.backend.backend(), "rows": list(rows)}
+    paths["json"].write_text(json.dumps(payload, indent=2), "utf-8")
+    fields = list(rows[0]) if rows else []
+    with paths["csv"].open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return paths
