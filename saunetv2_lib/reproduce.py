@@ -196,7 +196,12 @@ def notebook_parameters(
         "data_root": None if data_root is None else str(Path(data_root).resolve()),
         "seed": int(seed),
         "figures_dir": os.path.relpath(where.figures_dir, where.notebook_dir),
-        "runs_dir": os.path.relpath(where.runs_dir, where.notebook_dir),
+        # The full profile presents shipped, checksummed artefacts only, so that the committed
+        # notebooks are exactly what a clean clone (and nbval in CI) reproduces; run folders
+        # of unfinished trainings never leak into them.
+        "runs_dir": (
+            None if where.profile == "full" else os.path.relpath(where.runs_dir, where.notebook_dir)
+        ),
     }
 
 
@@ -348,6 +353,20 @@ METRIC_TOLERANCE_PP = {
     "auc": 0.5,
 }
 STARE_TOLERANCE_FACTOR = 2.0
+# Reproduced rows known to fall outside their tolerance, with the diagnosis. The tolerances stay
+# honest: an outside row is reported as outside everywhere (CSV, home page, notebooks); this
+# register only records that it is understood. tests/test_paper_vs_reproduced.py fails on an
+# outside row that is not registered here, and on a registered gap that no longer has one (so
+# that a fixed gap is removed from this list).
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    ("Table 1A", "SA-UNetv2"): (
+        "the shipped DRIVE weights ran the paper's 150-epoch schedule on 2 CPU cores with "
+        "on-the-fly augmentation: 18 training images, batch 8, 450 optimizer steps in all, about "
+        "13x fewer than the paper's offline 13x-augmented set; validation loss was still falling "
+        "at the end (learning rate never reduced). Longer training is the planned fix (issue #4)."
+    ),
+    ("Table 1B", "SA-UNetv2"): "the same DRIVE weights as Table 1A; see that row's diagnosis.",
+}
 # CPU seconds depend on the host (the paper's: a 2-core Xeon); the time of each baseline relative
 # to SA-UNetv2 transfers better between machines, but still depends on caches and memory
 # bandwidth (the large baselines suffer most when other processes share the CPU).
@@ -699,6 +718,12 @@ def paper_vs_reproduced_markdown(rows: Sequence[dict[str, Any]]) -> str:
         lines.append(
             f"| {table} | {part['total']} | {part['within']} | {part['outside']} | {part['pending']} |"
         )
+    gaps = {(r["paper_table"], r["row"]) for r in rows if r["within"] is False}
+    if gaps:
+        lines += ["", "Why rows are outside their tolerance:", ""]
+        for table, model in dict.fromkeys(sorted(gaps)):
+            reason = KNOWN_GAPS.get((table, model), "not diagnosed yet.")
+            lines.append(f"* **{table} · {model}**: {reason}")
     lines += [
         "",
         "| paper table · row | quantity | paper | ours | ours − paper | tolerance | status |",
