@@ -32,6 +32,16 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_name(value: str) -> str:
+    """Canonical dataset name (``drive`` -> ``DRIVE``, ``chase`` -> ``CHASE_DB1``)."""
+    from saunetv2_lib.data.datasets import dataset_info
+
+    try:
+        return dataset_info(value).name
+    except ValueError:
+        return value  # argparse's choices check then names the valid ones
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from saunetv2_lib.data.datasets import DATASETS
 
@@ -52,7 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     verify.add_argument("--root", help=root_help)
     verify.add_argument(
-        "--dataset", choices=list(DATASETS), help="check one dataset (default: all present)"
+        "--dataset",
+        type=_dataset_name,
+        choices=list(DATASETS),
+        help="check one dataset, case-insensitive (default: all present)",
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(func=_verify)
@@ -61,7 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "stats",
         help="vessel fractions, FOV coverage, intensities, widths, inter-observer agreement",
     )
-    stats.add_argument("--dataset", required=True, choices=list(DATASETS))
+    stats.add_argument(
+        "--dataset", required=True, type=_dataset_name, choices=list(DATASETS), help="e.g. drive"
+    )
     stats.add_argument("--root", help=root_help)
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(func=_stats)

@@ -73,7 +73,7 @@ def test_observer_agreement_uses_the_model_metrics():
 def test_stats_cli_on_a_synthetic_root(tmp_path, capsys):
     synthetic = pytest.importorskip("saunetv2_lib.data.synthetic")
     root = synthetic.write_synthetic_drive(tmp_path, n_train=2, n_test=2, size=(64, 60))
-    assert main(["data", "stats", "--dataset", "DRIVE", "--root", str(root), "--json"]) == 0
+    assert main(["data", "stats", "--dataset", "drive", "--root", str(root), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["synthetic"] and stats["n_train"] == 2 and stats["image_size"] == [64, 60]
     for key in ("test_vessel_fraction", "train_vessel_fraction", "fov_vessel_fraction"):
