@@ -67,6 +67,7 @@ def build_unet(
     head_initializer: str = "he_normal",
     seed: int | None = None,
     name: str = "unet",
+    skips_block: Callable[[list], list] | None = None,
 ) -> keras.Model:
     """Build a U-shaped segmentation network with one sigmoid output channel.
 
@@ -77,7 +78,9 @@ def build_unet(
     norm), treats the encoder skip according to ``skip`` (``"csa"``: cross-scale spatial attention
     with the upsampled decoder; ``"sa"``: plain spatial attention on the skip; ``"gate"``: additive
     attention gate with ``F_int = C/2``; ``"none"``), concatenates ``[upsampled, skip]`` and applies
-    two units. Head: 1x1 convolution and a float32 sigmoid.
+    two units. Head: 1x1 convolution and a float32 sigmoid. ``skips_block``, if given, maps the
+    list of all encoder skips (shallowest first) to their replacements once the bottleneck is
+    built, for designs that attend over every scale at once (e.g. Dual Cross-Attention).
 
     Returns:
         A functional ``keras.Model`` mapping ``(batch, H, W, C)`` images in ``[0, 1]`` to
@@ -117,6 +120,8 @@ def build_unet(
     if bottleneck_attention:
         x = SpatialAttention(name="bottleneck_sa")(x)
     x = unit(widths[-1], "bottleneck_conv2")(x)
+    if skips_block is not None:
+        skips = list(skips_block(skips))
 
     for level in range(num_pools, 0, -1):
         filters, encoder = widths[level - 1], skips[level - 1]

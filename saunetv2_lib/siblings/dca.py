@@ -43,8 +43,7 @@ import keras
 from keras import layers, ops
 
 from saunetv2_lib.complexity import activation_flops, conv2d_cost, register_counter
-from saunetv2_lib.layers import ConvNormAct, SpatialAttention
-from saunetv2_lib.models import check_input_shape
+from saunetv2_lib.models import build_unet, check_input_shape
 from saunetv2_lib.siblings.costs import depthwise_cost, layer_norm_flops, matmul_cost
 from saunetv2_lib.siblings.upsample import bilinear_upsample, bilinear_upsample_flops
 
@@ -321,58 +320,38 @@ def build_unet_dca(
     """
     if len(widths) < 2:
         raise ValueError(f"widths needs at least one encoder stage and a bottleneck, got {widths}.")
-    num_pools = len(widths) - 1
-    check_input_shape(input_shape, max(num_pools, int(math.log2(patch_size))), name)
+    # DCA's patch embedding pools by up to ``patch_size``: the side must divide by that too.
+    check_input_shape(input_shape, max(len(widths) - 1, int(math.log2(patch_size))), name)
 
-    def unit(filters: int, unit_name: str) -> ConvNormAct:
-        return ConvNormAct(
-            filters,
-            dropblock_rate=dropblock_rate,
-            block_size=block_size,
+    def dual_cross_attention(skips: list) -> list:
+        return DualCrossAttention(
+            widths[:-1],
+            patch_size=patch_size,
+            spatial_heads=spatial_heads,
             norm=norm,
             groups=groups,
             norm_epsilon=norm_epsilon,
             activation=activation,
-            kernel_initializer=kernel_initializer,
-            seed=seed,
-            name=unit_name,
-        )
+            name="skip_dca",
+        )(skips)
 
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = inputs
-    skips = []
-    for level, filters in enumerate(widths[:-1], start=1):
-        x = unit(filters, f"enc{level}_conv1")(x)
-        x = unit(filters, f"enc{level}_conv2")(x)
-        skips.append(x)
-        x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
-
-    x = unit(widths[-1], "bottleneck_conv1")(x)
-    if bottleneck_attention:
-        x = SpatialAttention(name="bottleneck_sa")(x)
-    x = unit(widths[-1], "bottleneck_conv2")(x)
-
-    skips = DualCrossAttention(
-        widths[:-1],
-        patch_size=patch_size,
-        spatial_heads=spatial_heads,
+    return build_unet(
+        input_shape,
+        widths=widths,
+        skip="none",
+        bottleneck_attention=bottleneck_attention,
+        dropblock_rate=dropblock_rate,
+        block_size=block_size,
         norm=norm,
         groups=groups,
         norm_epsilon=norm_epsilon,
         activation=activation,
-        name="skip_dca",
-    )(skips)
-
-    for level in range(num_pools, 0, -1):
-        filters = widths[level - 1]
-        up = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"dec{level}_up")(x)
-        x = layers.Concatenate(name=f"dec{level}_concat")([up, skips[level - 1]])
-        x = unit(filters, f"dec{level}_conv1")(x)
-        x = unit(filters, f"dec{level}_conv2")(x)
-
-    logits = layers.Conv2D(1, 1, kernel_initializer=head_initializer, name="head")(x)
-    outputs = layers.Activation("sigmoid", dtype="float32", name="probability")(logits)
-    return keras.Model(inputs, outputs, name=name)
+        kernel_initializer=kernel_initializer,
+        head_initializer=head_initializer,
+        seed=seed,
+        name=name,
+        skips_block=dual_cross_attention,
+    )
 
 
 def unet_dca(
