@@ -346,6 +346,7 @@ def evaluate(
     root: str | Path | None = None,
     batch_size: int = 4,
     runtime: str = "fast",
+    max_images: int | None = None,
 ) -> EvalResult:
     """Predict every image of ``dataset``/``split`` once and score it under ``protocol``.
 
@@ -359,11 +360,15 @@ def evaluate(
         batch_size: images per forward pass.
         runtime: ``"fast"`` (default) or ``"keras"`` (reference); see
             :func:`saunetv2_lib.inference.predict_batch`.
+        max_images: score only the first N images of the split (quick runs; say so where the
+            numbers appear); ``None`` scores all of them.
 
     Returns:
         An :class:`EvalResult`.
     """
-    samples = _load_samples(dataset, split, protocol, root)
+    if max_images is not None and max_images < 1:
+        raise ValueError(f"max_images must be >= 1 or None, got {max_images}.")
+    samples = _load_samples(dataset, split, protocol, root)[:max_images]
     side = protocol.side or model_side_for(dataset)
     probabilities = predict_maps(
         model, [s.image for s in samples], side, protocol.anchor, batch_size, runtime

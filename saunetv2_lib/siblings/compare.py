@@ -7,7 +7,9 @@ same overrides (the stated budget: epochs, patch size, batch size, schedule), th
 its complexity is counted at the dataset's model side. Only the model name (and optional
 per-model factory arguments, e.g. a narrower SA-UMamba, which must then be stated) differs between
 runs. Runs live in ``out_root/<model>/`` and resume where they stopped; the table is written to
-``out_root/comparison.json`` and ``comparison.csv``.
+``out_root/comparison.json`` and ``comparison.csv`` after every model. Separate calls on one
+``out_root`` (e.g. the expensive SA-UMamba in a process of its own) add to the same table, and
+a call whose budget differs from the rows already there is refused.
 
 SA-UMamba is trained from scratch (no VMamba ImageNet weights exist for this port); its rows carry
 that note.
@@ -41,6 +43,7 @@ def compare_designs(
     protocol=None,
     complexity_side: int | None = None,
     eval_batch_size: int = 2,
+    max_test_images: int | None = None,
     verbose: int | str = 0,
 ) -> list[dict[str, Any]]:
     """Train (or resume) and evaluate every model in ``models``; return and write the table.
@@ -58,6 +61,8 @@ def compare_designs(
         complexity_side: side at which parameters/GFLOPs are counted (default: the dataset's
             model side, 592 for DRIVE).
         eval_batch_size: images per forward pass when evaluating.
+        max_test_images: score only the first N test images (quick runs; recorded in the rows as
+            ``test_images``); ``None`` scores the whole test split.
         verbose: ``model.fit`` verbosity.
 
     Returns:
@@ -83,6 +88,18 @@ def compare_designs(
             raise ValueError(f"overrides may not set {reserved!r}: it differs per model.")
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
+    table = {row["model"]: row for row in read_comparison(out_root)}
+    budget = {
+        field: _budget_value(load_profile(profile, **overrides), field) for field in BUDGET_FIELDS
+    }
+    for row in table.values():
+        differing = [f for f in BUDGET_FIELDS if row.get(f) != budget[f]]
+        if differing:
+            raise ValueError(
+                f"{out_root / 'comparison.json'} holds {row['model']!r} trained with another "
+                f"budget ({', '.join(f'{f}={row.get(f)!r}' for f in differing)}; this call: "
+                f"{', '.join(f'{f}={budget[f]!r}' for f in differing)}); use another out_root."
+            )
 
     rows = []
     for name in models:
@@ -103,6 +120,7 @@ def compare_designs(
             protocol,
             root=saved["data_root"],
             batch_size=eval_batch_size,
+            max_images=max_test_images,
         )
         eval_wall_s = time.perf_counter() - start
         side = complexity_side or DATASETS[config.dataset].model_side
@@ -126,14 +144,33 @@ def compare_designs(
                 "epochs_run": result.epochs_run,
                 "best_epoch": result.best_epoch,
                 "eval_wall_s": eval_wall_s,
+                "test_images": len(scores.per_image),
                 **{key: float(value) for key, value in scores.summary.items()},
                 **{field: _budget_value(config, field) for field in BUDGET_FIELDS},
                 "model_kwargs": json.dumps(kwargs, sort_keys=True),
                 "synthetic_data": bool(is_synthetic(saved["data_root"])),
             }
         )
-        write_comparison(rows, out_root)
+        table[name] = rows[-1]
+        write_comparison(_ordered(table), out_root)
     return rows
+
+
+def _ordered(table: Mapping[str, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Rows in the canonical order (references, then designs), then any other model."""
+    order = {name: index for index, name in enumerate(REFERENCES + DESIGNS)}
+    return sorted(table.values(), key=lambda row: order.get(row["model"], len(order)))
+
+
+def read_comparison(out_root: str | Path) -> list[dict[str, Any]]:
+    """The rows of ``out_root/comparison.json`` (``[]`` when there is none yet)."""
+    path = Path(out_root) / "comparison.json"
+    if not path.is_file():
+        return []
+    try:
+        return list(json.loads(path.read_text("utf-8"))["rows"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a comparison table ({error}); move it away.") from None
 
 
 def _budget_value(config, field: str) -> Any:
@@ -154,3 +191,100 @@ def write_comparison(rows: Sequence[Mapping[str, Any]], out_root: str | Path) ->
         writer.writeheader()
         writer.writerows(rows)
     return paths
+
+
+def measure_cpu_time(
+    out_root: str | Path,
+    side: int | None = None,
+    repeats: int = 3,
+    models: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Seconds per ``side x side`` image of every trained model in ``out_root``, added to its rows.
+
+    Each ``best.keras`` is loaded and timed with
+    :func:`saunetv2_lib.companion.cpu_seconds_interleaved` (plain Keras ``predict_on_batch``,
+    batch 1, one warm-up call, the models taking turns so that load from other processes hits
+    them alike). Adds ``cpu_s_per_image`` (median), ``cpu_s_min``, ``cpu_time_side`` and the load
+    average around the measurement to the rows, rewrites the comparison files and returns the
+    rows. Time it on an idle machine: the load is recorded, not corrected for.
+    """
+    from saunetv2_lib.companion import cpu_seconds_interleaved
+
+    out_root = Path(out_root)
+    rows = read_comparison(out_root)
+    if not rows:
+        raise FileNotFoundError(f"{out_root / 'comparison.json'} holds no trained models yet.")
+    chosen = [r for r in rows if models is None or r["model"] in models]
+    side = int(side or chosen[0]["complexity_side"])
+    loaded = {
+        row["model"]: keras.saving.load_model(out_root / row["model"] / "best.keras", compile=False)
+        for row in chosen
+    }
+    load_before = _load_average()
+    times = cpu_seconds_interleaved(loaded, side, repeats=repeats)
+    load_after = _load_average()
+    for row in chosen:
+        measured = times[row["model"]]
+        row.update(
+            cpu_s_per_image=measured["median"],
+            cpu_s_min=measured["min"],
+            cpu_time_side=side,
+            cpu_time_repeats=repeats,
+            cpu_time_load=max(load_before, load_after),
+        )
+    keras.backend.clear_session()
+    write_comparison(rows, out_root)
+    return rows
+
+
+def _load_average() -> float:
+    import os
+
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return float("nan")
+
+
+# The committed results of the long comparison (notebook 07's full profile reads them).
+SHIPPED_RESULTS = Path(__file__).resolve().parents[1] / "results" / "siblings_drive.json"
+
+
+def bundle_comparison(out_root: str | Path, path: str | Path = SHIPPED_RESULTS) -> Path:
+    """Write one JSON holding the comparison table, every run's history and the shared budget.
+
+    The bundle is what a fresh clone can show without the run folders (whose checkpoints are too
+    large to commit): ``{"host", "backend", "budget", "rows", "histories": {model: rows}}``,
+    ``budget`` being the training configuration common to all runs (``config.json`` minus the
+    model fields and the machine-specific data root).
+    """
+    from saunetv2_lib.companion import read_history
+
+    out_root = Path(out_root)
+    payload = json.loads((out_root / "comparison.json").read_text("utf-8"))
+    histories, budgets = {}, []
+    for row in payload["rows"]:
+        run_dir = out_root / row["model"]
+        histories[row["model"]] = read_history(run_dir / "history.csv")
+        config = json.loads((run_dir / "config.json").read_text("utf-8"))
+        budgets.append(
+            {k: v for k, v in config.items() if k not in ("model", "model_kwargs", "data_root")}
+        )
+    if any(budget != budgets[0] for budget in budgets):
+        raise ValueError(f"the runs in {out_root} do not share one budget; not bundling them.")
+    payload.update(budget=budgets[0] if budgets else {}, histories=histories)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1) + "\n", "utf-8")
+    return path
+
+
+def load_bundle(path: str | Path = SHIPPED_RESULTS) -> dict[str, Any]:
+    """The bundle written by :func:`bundle_comparison` (default: the committed results)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: run the comparison (notebook 07, quick or "
+            "`compare_designs(..., profile='drive/siblings')`) and bundle it first."
+        )
+    return json.loads(path.read_text("utf-8"))

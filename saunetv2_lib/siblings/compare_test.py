@@ -8,7 +8,15 @@ from saunetv2_lib.complexity import model_complexity
 from saunetv2_lib.evaluation import Protocol
 from saunetv2_lib.metrics import METRIC_NAMES
 from saunetv2_lib.models import get_model
-from saunetv2_lib.siblings.compare import DESIGNS, REFERENCES, compare_designs
+from saunetv2_lib.siblings.compare import (
+    DESIGNS,
+    REFERENCES,
+    bundle_comparison,
+    compare_designs,
+    load_bundle,
+    measure_cpu_time,
+    read_comparison,
+)
 
 # A budget of one epoch on 64-px synthetic images (2 training, 2 validation, 2 test sources).
 BUDGET = {"side": 64, "patch_size": None, "batch_size": 2, "epochs": 1, "epoch_repeats": 1}
@@ -55,6 +63,36 @@ def test_trains_evaluates_and_tabulates_under_one_budget(tmp_path, synthetic_roo
     for first, second in zip(rows, again, strict=True):
         assert second["train_wall_s"] == first["train_wall_s"]
         assert all(np.isclose(first[k], second[k]) for k in METRIC_NAMES)
+
+
+def test_separate_calls_build_one_table_timed_and_bundled(tmp_path, synthetic_root):
+    out = tmp_path / "compare"
+    first = _compare(out, synthetic_root, ["simple_unet_small"], max_test_images=1)
+    second = _compare(out, synthetic_root, ["sa_unet_v2"], max_test_images=1)
+    assert first[0]["test_images"] == second[0]["test_images"] == 1
+    # The table keeps both calls' rows, references first, whatever order they ran in.
+    assert [r["model"] for r in read_comparison(out)] == ["sa_unet_v2", "simple_unet_small"]
+
+    # Another budget on the same folder is refused before anything trains.
+    with pytest.raises(ValueError, match="another budget.*epochs=1.*epochs=2"):
+        compare_designs(
+            out,
+            models=["simple_unet"],
+            overrides={**BUDGET, "epochs": 2, "data_root": str(synthetic_root)},
+        )
+    assert not (out / "simple_unet").exists()
+
+    timed = measure_cpu_time(out, side=64, repeats=2)
+    assert all(r["cpu_s_per_image"] >= r["cpu_s_min"] > 0 for r in timed)
+    assert {r["cpu_time_side"] for r in read_comparison(out)} == {64}
+
+    bundle = load_bundle(bundle_comparison(out, tmp_path / "bundle.json"))
+    assert [r["model"] for r in bundle["rows"]] == ["sa_unet_v2", "simple_unet_small"]
+    assert bundle["budget"]["epochs"] == 1 and "model" not in bundle["budget"]
+    for name, history in bundle["histories"].items():
+        assert len(history) == 1 and history[0]["loss"] > 0, name
+    with pytest.raises(FileNotFoundError, match="bundle it first"):
+        load_bundle(tmp_path / "missing.json")
 
 
 def test_bad_requests_fail_before_training(tmp_path):
