@@ -72,8 +72,8 @@ def compare_designs(
         ``model_kwargs`` and ``synthetic_data``.
     """
     from saunetv2_lib.complexity import model_complexity
-    from saunetv2_lib.data.datasets import DATASETS, is_synthetic
-    from saunetv2_lib.evaluation import Protocol, evaluate
+    from saunetv2_lib.data.datasets import is_synthetic
+    from saunetv2_lib.evaluation import Protocol, evaluate, model_side_for
     from saunetv2_lib.models import MODELS, get_model
     from saunetv2_lib.training import load_profile, train
 
@@ -123,7 +123,7 @@ def compare_designs(
             max_images=max_test_images,
         )
         eval_wall_s = time.perf_counter() - start
-        side = complexity_side or DATASETS[config.dataset].model_side
+        side = complexity_side or model_side_for(config.dataset)
         keras.backend.clear_session()
         complexity = model_complexity(
             get_model(name, (side, side, 3), **kwargs), measure_file=False

@@ -68,8 +68,15 @@ def test_trains_evaluates_and_tabulates_under_one_budget(tmp_path, synthetic_roo
 def test_separate_calls_build_one_table_timed_and_bundled(tmp_path, synthetic_root):
     out = tmp_path / "compare"
     first = _compare(out, synthetic_root, ["simple_unet_small"], max_test_images=1)
-    second = _compare(out, synthetic_root, ["sa_unet_v2"], max_test_images=1)
+    second = compare_designs(  # complexity counted at the dataset's side by default
+        out,
+        models=["sa_unet_v2"],
+        overrides={**BUDGET, "data_root": str(synthetic_root)},
+        protocol=Protocol(side=64),
+        max_test_images=1,
+    )
     assert first[0]["test_images"] == second[0]["test_images"] == 1
+    assert (second[0]["complexity_side"], second[0]["params"]) == (592, 260_521)
     # The table keeps both calls' rows, references first, whatever order they ran in.
     assert [r["model"] for r in read_comparison(out)] == ["sa_unet_v2", "simple_unet_small"]
 
