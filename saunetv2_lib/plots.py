@@ -314,3 +314,52 @@ def bars(values: Mapping[str, float], ylabel: str, reference: Mapping[str, float
     axis.grid(alpha=0.3, axis="y")
     figure.tight_layout()
     return figure
+
+
+def design_comparison(rows: Sequence[Mapping[str, Any]], metric: str = "f1"):
+    """Notebook 7's figure: ``metric`` (%) against parameters and against CPU seconds per image.
+
+    Each row: ``model``, ``role`` (``"reference"`` rows are drawn in a second colour),
+    ``params``, ``gflops`` (bubble area), ``metric`` in [0, 1] and optionally
+    ``cpu_s_per_image`` (rows without it are left out of the right panel). Both x axes are log.
+    """
+    plt = _plt()
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharey=True)
+    panels = ((axes[0], "params", 1e-6, "parameters (M, log scale)"),
+              (axes[1], "cpu_s_per_image", 1.0, "CPU seconds per image (log scale)"))  # fmt: skip
+    for axis, key, scale, label in panels:
+        for row in rows:
+            if row.get(key) is None:
+                continue
+            x, y = float(row[key]) * scale, 100.0 * float(row[metric])
+            color = "tab:red" if row.get("role") == "reference" else "tab:blue"
+            axis.scatter(x, y, s=8.0 * float(row["gflops"]) ** 0.5 * 4, alpha=0.45, color=color,
+                         edgecolors=color)  # fmt: skip
+            axis.annotate(row["model"], (x, y), xytext=(6, 4), textcoords="offset points",
+                          fontsize=8)  # fmt: skip
+        axis.set_xscale("log")
+        axis.set_xlabel(label)
+        axis.margins(x=0.25, y=0.2)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{metric.upper() if len(metric) <= 3 else metric} on the test set (%)")
+    axes[0].set_title("red: references; bubble area ~ sqrt(GFLOPs)", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def validation_curves(histories: Mapping[str, Sequence[Mapping[str, float]]]):
+    """Validation loss and accuracy per epoch, one line per run (``{name: CSVLogger rows}``)."""
+    plt = _plt()
+    figure, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+    for name, rows in histories.items():
+        epochs = [int(r.get("epoch", i)) + 1 for i, r in enumerate(rows)]
+        for axis, key in zip(axes, ("val_loss", "val_accuracy"), strict=True):
+            values = [r.get(key, np.nan) for r in rows]
+            axis.plot(epochs, values, marker="o", markersize=3, label=name)
+    for axis, label in zip(axes, ("validation loss", "validation pixel accuracy"), strict=True):
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    axes[0].legend(frameon=False, fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -54,9 +54,30 @@ def test_every_plot_draws_a_figure():
         plots.bubble_chart([{"model": "m", "params_m": 0.26, "f1": 82.8, "gflops": 21.2},
                             {"model": "n", "params_m": 7.0, "f1": 82.2, "gflops": None, "ours": True}]),
         plots.bars({"a": 1.0, "b": 2.0}, "s", {"a": 1.5}),
+        plots.design_comparison([
+            {"model": "a", "role": "reference", "params": 260521, "gflops": 21.2, "f1": 0.8,
+             "cpu_s_per_image": 0.3},
+            {"model": "b", "role": "design", "params": 16601, "gflops": 2.1, "f1": 0.7},
+        ]),
+        plots.validation_curves({"a": history, "b": history[:2]}),
     ]  # fmt: skip
     for figure in figures:
         assert figure.axes and figure.get_size_inches().min() > 1
     lines_axis = figures[2].axes[0]
     assert [t.get_text() for t in lines_axis.get_xticklabels()] == ["0.1", "0.01"]
+    plt.close("all")
+
+
+def test_design_comparison_leaves_untimed_rows_out_of_the_time_panel():
+    import matplotlib.pyplot as plt
+
+    rows = [
+        {"model": "a", "role": "reference", "params": 1e6, "gflops": 4.0, "f1": 0.8,
+         "cpu_s_per_image": 0.5},
+        {"model": "b", "role": "design", "params": 2e6, "gflops": 9.0, "f1": 0.75},
+    ]  # fmt: skip
+    size_axis, time_axis = plots.design_comparison(rows).axes
+    assert [t.get_text() for t in size_axis.texts] == ["a", "b"]
+    assert [t.get_text() for t in time_axis.texts] == ["a"]
+    assert size_axis.collections[0].get_offsets()[0].tolist() == pytest.approx([1.0, 80.0])
     plt.close("all")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 REFERENCES = ("sa_unet_v2", "sa_unet")
 DESIGNS = ("unet_dca", "sa_unet_v2_dca", "simple_unet", "simple_unet_small", "sa_umamba")
@@ -145,6 +146,7 @@ def compare_designs(
                 "best_epoch": result.best_epoch,
                 "eval_wall_s": eval_wall_s,
                 "test_images": len(scores.per_image),
+                "per_image_f1": {r["name"]: float(r["f1"]) for r in scores.per_image},
                 **{key: float(value) for key, value in scores.summary.items()},
                 **{field: _budget_value(config, field) for field in BUDGET_FIELDS},
                 "model_kwargs": json.dumps(kwargs, sort_keys=True),
@@ -185,9 +187,10 @@ def write_comparison(rows: Sequence[Mapping[str, Any]], out_root: str | Path) ->
     paths = {"json": out_root / "comparison.json", "csv": out_root / "comparison.csv"}
     payload = {"host": host_info(), "backend": keras.backend.backend(), "rows": list(rows)}
     paths["json"].write_text(json.dumps(payload, indent=2), "utf-8")
-    fields = list(rows[0]) if rows else []
+    # The CSV holds the scalar columns; per-image scores stay in the JSON.
+    fields = [k for k, v in rows[0].items() if not isinstance(v, dict | list)] if rows else []
     with paths["csv"].open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     return paths
@@ -288,3 +291,40 @@ def load_bundle(path: str | Path = SHIPPED_RESULTS) -> dict[str, Any]:
             "`compare_designs(..., profile='drive/siblings')`) and bundle it first."
         )
     return json.loads(path.read_text("utf-8"))
+
+
+def paired_against(
+    rows: Sequence[Mapping[str, Any]], reference: str = "sa_unet_v2", min_images: int = 6
+) -> list[dict[str, Any]]:
+    """Per-image F1 of every row against ``reference`` on the same test images.
+
+    Returns one entry per other row: ``model``, ``images`` (common to both), ``mean_f1_diff``
+    (model minus reference, in F1 units), ``better`` (images where the model's F1 is higher) and
+    ``wilcoxon_p`` (two-sided Wilcoxon signed-rank test of the differences, scipy; ``None`` with
+    fewer than ``min_images`` images, where the test says nothing).
+    """
+    from scipy.stats import wilcoxon
+
+    by_model = {row["model"]: row for row in rows}
+    if reference not in by_model:
+        raise ValueError(f"reference {reference!r} is not among the rows {list(by_model)}.")
+    base = by_model[reference]["per_image_f1"]
+    paired = []
+    for row in rows:
+        if row["model"] == reference:
+            continue
+        names = [name for name in base if name in row["per_image_f1"]]
+        diffs = np.array([row["per_image_f1"][n] - base[n] for n in names], dtype=np.float64)
+        p_value = None
+        if len(names) >= min_images and np.any(diffs != 0):
+            p_value = float(wilcoxon(diffs).pvalue)
+        paired.append(
+            {
+                "model": row["model"],
+                "images": len(names),
+                "mean_f1_diff": float(diffs.mean()) if len(names) else float("nan"),
+                "better": int(np.sum(diffs > 0)),
+                "wilcoxon_p": p_value,
+            }
+        )
+    return paired

@@ -15,6 +15,7 @@ from saunetv2_lib.siblings.compare import (
     compare_designs,
     load_bundle,
     measure_cpu_time,
+    paired_against,
     read_comparison,
 )
 
@@ -56,7 +57,9 @@ def test_trains_evaluates_and_tabulates_under_one_budget(tmp_path, synthetic_roo
     assert [r["model"] for r in saved["rows"]] == ["simple_unet_small"]
     assert "cpu" in json.dumps(saved["host"]).lower()
     with (out / "comparison.csv").open() as handle:
-        assert [r["model"] for r in csv.DictReader(handle)] == ["simple_unet_small"]
+        written = list(csv.DictReader(handle))
+    assert [r["model"] for r in written] == ["simple_unet_small"]
+    assert "per_image_f1" not in written[0]  # per-image scores stay in the JSON
 
     # A second call resumes the finished runs instead of training again, and scores the same.
     again = _compare(out, synthetic_root, ["simple_unet_small"])
@@ -76,6 +79,7 @@ def test_separate_calls_build_one_table_timed_and_bundled(tmp_path, synthetic_ro
         max_test_images=1,
     )
     assert first[0]["test_images"] == second[0]["test_images"] == 1
+    assert list(first[0]["per_image_f1"].values()) == pytest.approx([first[0]["f1"]])
     assert (second[0]["complexity_side"], second[0]["params"]) == (592, 260_521)
     # The table keeps both calls' rows, references first, whatever order they ran in.
     assert [r["model"] for r in read_comparison(out)] == ["sa_unet_v2", "simple_unet_small"]
@@ -126,3 +130,25 @@ def test_every_design_runs_the_protocol(tmp_path, synthetic_root):
     assert json.loads(mamba["model_kwargs"]) == small_mamba
     expected = get_model("sa_umamba", (64, 64, 3), **small_mamba).count_params()
     assert mamba["params"] == expected
+
+
+def test_paired_comparison_against_the_reference():
+    from scipy.stats import wilcoxon
+
+    names = [f"{i:02d}" for i in range(8)]
+    base = {n: 0.70 + 0.01 * i for i, n in enumerate(names)}
+    better = {n: v + 0.02 + 0.001 * i for i, (n, v) in enumerate(base.items())}
+    rows = [
+        {"model": "sa_unet_v2", "per_image_f1": base},
+        {"model": "x", "per_image_f1": better},
+        {"model": "few", "per_image_f1": {n: better[n] for n in names[:3]}},
+    ]
+    x, few = paired_against(rows)
+    assert (x["model"], x["images"], x["better"]) == ("x", 8, 8)
+    assert x["mean_f1_diff"] == pytest.approx(0.0235)
+    diffs = [better[n] - base[n] for n in names]
+    assert x["wilcoxon_p"] == pytest.approx(wilcoxon(diffs).pvalue)
+    assert x["wilcoxon_p"] < 0.01
+    assert (few["images"], few["wilcoxon_p"]) == (3, None)  # too few images for the test
+    with pytest.raises(ValueError, match="reference 'sa_unet'"):
+        paired_against(rows, reference="sa_unet")
