@@ -46,6 +46,7 @@ NOTEBOOKS = (
     "04_training",
     "05_evaluation",
     "06_efficiency",
+    "07_sibling_designs",
 )
 KERNEL_NAME = "python3"
 # Files and folders of the site project besides the notebooks (copied when the quick site is staged).
@@ -78,6 +79,8 @@ ARTEFACTS: tuple[dict[str, str], ...] = (
      "notebook": "04_training", "files": "04_training_curves.png"},
     {"paper": "protocol (text)", "what": "whole image vs FOV, per image vs pooled, 0.5 vs tuned threshold",
      "notebook": "05_evaluation", "files": "05_switchboard.csv"},
+    {"paper": "beyond the paper", "what": "sibling designs (DCA, SimpleUNet, SA-UMamba) under one protocol and budget",
+     "notebook": "07_sibling_designs", "files": "07_sibling_designs.csv"},
     {"paper": "all tables", "what": "paper vs reproduced, with tolerances",
      "notebook": "runner", "files": "paper_vs_reproduced.csv"},
 )  # fmt: skip
@@ -173,7 +176,7 @@ def select_notebooks(only: Sequence[str] | None = None) -> list[str]:
         if not matches:
             raise ValueError(
                 f"--only {item!r} matches no notebook; choose from {', '.join(NOTEBOOKS)} "
-                "(or their numbers 1-6)."
+                f"(or their numbers 1-{len(NOTEBOOKS)})."
             )
         chosen.update(matches)
     return [name for name in NOTEBOOKS if name in chosen]

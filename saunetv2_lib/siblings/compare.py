@@ -204,7 +204,8 @@ def measure_cpu_time(
 ) -> list[dict[str, Any]]:
     """Seconds per ``side x side`` image of every trained model in ``out_root``, added to its rows.
 
-    Each ``best.keras`` is loaded and timed with
+    Each model is rebuilt at ``side`` (runs on patches train at the patch size) with the weights
+    of its ``best.keras`` and timed with
     :func:`saunetv2_lib.companion.cpu_seconds_interleaved` (plain Keras ``predict_on_batch``,
     batch 1, one warm-up call, the models taking turns so that load from other processes hits
     them alike). Adds ``cpu_s_per_image`` (median), ``cpu_s_min``, ``cpu_time_side`` and the load
@@ -219,10 +220,7 @@ def measure_cpu_time(
         raise FileNotFoundError(f"{out_root / 'comparison.json'} holds no trained models yet.")
     chosen = [r for r in rows if models is None or r["model"] in models]
     side = int(side or chosen[0]["complexity_side"])
-    loaded = {
-        row["model"]: keras.saving.load_model(out_root / row["model"] / "best.keras", compile=False)
-        for row in chosen
-    }
+    loaded = {row["model"]: _trained_at_side(out_root, row, side) for row in chosen}
     load_before = _load_average()
     times = cpu_seconds_interleaved(loaded, side, repeats=repeats)
     load_after = _load_average()
@@ -238,6 +236,17 @@ def measure_cpu_time(
     keras.backend.clear_session()
     write_comparison(rows, out_root)
     return rows
+
+
+def _trained_at_side(out_root: Path, row: Mapping[str, Any], side: int) -> keras.Model:
+    """``out_root/<model>/best.keras``'s weights in the model built at ``side x side``."""
+    from saunetv2_lib.models import get_model
+
+    trained = keras.saving.load_model(out_root / row["model"] / "best.keras", compile=False)
+    kwargs = json.loads(row.get("model_kwargs") or "{}")
+    model = get_model(row["model"], (side, side, 3), **kwargs)
+    model.set_weights(trained.get_weights())
+    return model
 
 
 def _load_average() -> float:
