@@ -153,6 +153,8 @@ def compare_designs(
                 "synthetic_data": bool(is_synthetic(saved["data_root"])),
             }
         )
+        # Re-read before writing: another process may have added rows to this table meanwhile.
+        table = {row["model"]: row for row in read_comparison(out_root)}
         table[name] = rows[-1]
         write_comparison(_ordered(table), out_root)
     return rows
