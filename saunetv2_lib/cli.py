@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "saunetv2_lib.eval_cli",
     "saunetv2_lib.train_cli",
     "saunetv2_lib.bench_cli",
+    "saunetv2_lib.siblings.cli",
     "saunetv2_lib.reproduce_cli",
     "saunetv2_lib.weights_cli",
 ]
