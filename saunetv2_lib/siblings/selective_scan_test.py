@@ -131,3 +131,24 @@ def test_scan_cost_equals_the_tf_profiler(length):
     flops, macs = selective_scan_cost(directions, length, channels, state)
     assert flops == profiled
     assert macs == 2 * directions * length * channels * state
+
+
+def test_rematerialised_scan_has_the_same_values_and_gradients():
+    """SS2D calls ``keras.remat(selective_scan)`` with positional arguments: nothing changes."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("uses tf.GradientTape")
+    import tensorflow as tf
+
+    inputs = [tf.Variable(v) for v in _scan_inputs(np.random.default_rng(4), length=9)]
+
+    def loss_and_grads(scan):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(scan(*inputs) ** 2)
+        return loss.numpy(), [g.numpy() for g in tape.gradient(loss, inputs)]
+
+    plain_loss, plain = loss_and_grads(selective_scan)
+    remat_loss, remat = loss_and_grads(keras.remat(selective_scan))
+    assert remat_loss == pytest.approx(plain_loss, rel=1e-6)
+    for name, first, second in zip("u delta a b c d bias".split(), plain, remat, strict=True):
+        assert np.abs(first).sum() > 0, name  # every input, the delta bias too, is trained
+        np.testing.assert_allclose(second, first, rtol=1e-5, atol=1e-6, err_msg=name)
