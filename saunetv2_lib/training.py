@@ -803,6 +803,19 @@ def train(
     )
 
 
+def run_result(out_dir: Path | str) -> TrainResult:
+    """The state of the run in ``out_dir`` as a :class:`TrainResult`, without training.
+
+    For scoring an unfinished run as it stands (``epochs_run`` tells how far it got); the
+    ``model`` field is ``None``. Raises ``FileNotFoundError`` when ``out_dir`` holds no run.
+    """
+    out_dir = Path(out_dir)
+    config = _check_out_dir(out_dir, None, resume=True)
+    state_path = out_dir / "resume" / STATE_FILE
+    state = json.loads(state_path.read_text("utf-8")) if state_path.is_file() else None
+    return _result(out_dir, config, state, None)
+
+
 def _result(
     out_dir: Path,
     config: TrainConfig,

@@ -45,6 +45,7 @@ def compare_designs(
     complexity_side: int | None = None,
     eval_batch_size: int = 2,
     max_test_images: int | None = None,
+    train_runs: bool = True,
     verbose: int | str = 0,
 ) -> list[dict[str, Any]]:
     """Train (or resume) and evaluate every model in ``models``; return and write the table.
@@ -64,6 +65,9 @@ def compare_designs(
         eval_batch_size: images per forward pass when evaluating.
         max_test_images: score only the first N test images (quick runs; recorded in the rows as
             ``test_images``); ``None`` scores the whole test split.
+        train_runs: ``False`` scores every run's ``best.keras`` as it stands, without training
+            further: an unfinished run (e.g. the CPU time ran out) gets a row with
+            ``budget_complete`` false, its ``epochs_run`` and a note saying so.
         verbose: ``model.fit`` verbosity.
 
     Returns:
@@ -76,7 +80,7 @@ def compare_designs(
     from saunetv2_lib.data.datasets import is_synthetic
     from saunetv2_lib.evaluation import Protocol, evaluate, model_side_for
     from saunetv2_lib.models import MODELS, get_model
-    from saunetv2_lib.training import load_profile, train
+    from saunetv2_lib.training import load_profile, run_result, train
 
     protocol = protocol or Protocol()
     overrides = dict(overrides or {})
@@ -108,8 +112,18 @@ def compare_designs(
         config = load_profile(profile, model=name, model_kwargs=kwargs, **overrides)
         run_dir = out_root / name
         cpu_start = time.process_time()
-        result = train(config, run_dir, resume=(run_dir / "config.json").exists(), verbose=verbose)
+        if train_runs:
+            resume = (run_dir / "config.json").exists()
+            result = train(config, run_dir, resume=resume, verbose=verbose)
+        else:
+            result = run_result(run_dir)
         session_cpu_s = time.process_time() - cpu_start
+        complete = result.stopped_early or result.epochs_run >= config.epochs
+        note = NOTES.get(name, "")
+        if not complete:
+            note = "; ".join(
+                filter(None, [note, f"unfinished: {result.epochs_run} of {config.epochs} epochs"])
+            )
         keras.backend.clear_session()
         best = keras.saving.load_model(run_dir / "best.keras", compile=False)
         saved = json.loads((run_dir / "config.json").read_text("utf-8"))
@@ -135,7 +149,8 @@ def compare_designs(
                 "model": name,
                 "role": "reference" if name in REFERENCES else "design",
                 "description": MODELS[name].description,
-                "note": NOTES.get(name, ""),
+                "note": note,
+                "budget_complete": complete,
                 "params": complexity["params"],
                 "gflops": complexity["gflops"],
                 "gmacs": complexity["gmacs"],

@@ -52,6 +52,7 @@ def test_trains_evaluates_and_tabulates_under_one_budget(tmp_path, synthetic_roo
         assert all(-1.0 <= row[name] <= 1.0 for name in METRIC_NAMES), row  # MCC may be < 0
         assert row["epochs_run"] == 1 and row["epochs"] == 1 and row["side"] == 64
         assert row["synthetic_data"] is True and row["train_wall_s"] > 0
+        assert row["budget_complete"] is True
         assert (out / row["model"] / "best.keras").exists()
     saved = json.loads((out / "comparison.json").read_text())
     assert [r["model"] for r in saved["rows"]] == ["simple_unet_small"]
@@ -152,3 +153,25 @@ def test_paired_comparison_against_the_reference():
     assert (few["images"], few["wilcoxon_p"]) == (3, None)  # too few images for the test
     with pytest.raises(ValueError, match="reference 'sa_unet'"):
         paired_against(rows, reference="sa_unet")
+
+
+def test_an_unfinished_run_is_scored_as_it_stands_and_says_so(tmp_path, synthetic_root):
+    from saunetv2_lib.training import load_profile, train
+
+    out = tmp_path / "compare"
+    config = load_profile("drive/siblings_quick", model="simple_unet_small", **BUDGET)
+    train(config.replace(data_root=str(synthetic_root), epochs=1), out / "simple_unet_small")
+    with pytest.raises(FileNotFoundError, match="Cannot resume"):
+        compare_designs(out, models=["simple_unet"], train_runs=False)
+    row = compare_designs(
+        out,
+        models=["simple_unet_small"],
+        profile="drive/siblings_quick",
+        overrides={**BUDGET, "epochs": 3, "data_root": str(synthetic_root)},
+        protocol=Protocol(side=64),
+        complexity_side=64,
+        train_runs=False,
+    )[0]
+    assert (row["epochs_run"], row["epochs"], row["budget_complete"]) == (1, 3, False)
+    assert "unfinished: 1 of 3 epochs" in row["note"]
+    assert len(read_comparison(out)) == 1
