@@ -5,6 +5,7 @@ Examples::
     saunetv2 compare --out runs/siblings_drive                       # the committed comparison
     saunetv2 compare --out runs/siblings_drive --models sa_umamba    # one model, same table
     saunetv2 compare --out runs/siblings_drive --time --bundle       # then time and bundle
+    saunetv2 compare --out runs/siblings_drive --models sa_umamba --as-is   # score, unfinished
 
 Every call resumes the runs already in ``--out`` and adds its rows to ``comparison.json``.
 """
@@ -32,10 +33,13 @@ def _compare(args: argparse.Namespace) -> int:
             profile=args.profile,
             overrides=overrides,
             max_test_images=args.max_test_images,
+            eval_batch_size=args.eval_batch_size,
+            train_runs=not args.as_is,
             verbose=2,
         ):
             print(f"{row['model']:<18} F1 {row['f1']:.4f}  AUC {row['auc']:.4f}  "
-                  f"trained {row['train_wall_s']:.0f} s")  # fmt: skip
+                  f"trained {row['train_wall_s']:.0f} s, {row['epochs_run']} epochs "
+                  f"{'' if row['budget_complete'] else '(unfinished)'}")  # fmt: skip
     if args.time:
         for row in measure_cpu_time(args.out, repeats=args.repeats):
             print(f"{row['model']:<18} {row['cpu_s_per_image']:.3f} s per image "
@@ -57,6 +61,10 @@ def register(subparsers) -> None:
     parser.add_argument("--models", help="comma-separated registry names (default: all seven)")
     parser.add_argument("--data-root", help="dataset root (default: $SAUNETV2_DATA)")
     parser.add_argument("--max-test-images", type=int, help="score only the first N test images")
+    parser.add_argument("--eval-batch-size", type=int, default=2, help="images per forward pass")
+    parser.add_argument(
+        "--as-is", action="store_true", help="score the runs as they stand, without training on"
+    )
     parser.add_argument("--skip-training", action="store_true", help="only --time / --bundle")
     parser.add_argument("--time", action="store_true", help="time every trained model, interleaved")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds (with --time)")

@@ -20,6 +20,8 @@ def test_compare_trains_times_and_bundles(tmp_path, synthetic_root, capsys):
             "--max-test-images", "1"]  # fmt: skip
     assert main(args) == 0
     assert "simple_unet_small  F1" in capsys.readouterr().out
+    assert main([*args, "--as-is"]) == 0  # scores the finished run again, no training
+    assert "(unfinished)" not in capsys.readouterr().out
     assert main(["compare", "--out", str(out), "--skip-training", "--time", "--repeats", "1",
                  "--bundle", "--bundle-path", str(bundle)]) == 0  # fmt: skip
     printed = capsys.readouterr().out
