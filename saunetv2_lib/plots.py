@@ -328,19 +328,27 @@ def design_comparison(rows: Sequence[Mapping[str, Any]], metric: str = "f1"):
     panels = ((axes[0], "params", 1e-6, "parameters (M, log scale)"),
               (axes[1], "cpu_s_per_image", 1.0, "CPU seconds per image (log scale)"))  # fmt: skip
     for axis, key, scale, label in panels:
-        for row in rows:
-            if row.get(key) is None:
-                continue
-            x, y = float(row[key]) * scale, 100.0 * float(row[metric])
+        shown = [row for row in rows if row.get(key) is not None]
+        points = [(float(row[key]) * scale, 100.0 * float(row[metric])) for row in shown]
+        for row, (x, y) in zip(shown, points, strict=True):
             color = "tab:red" if row.get("role") == "reference" else "tab:blue"
-            axis.scatter(x, y, s=8.0 * float(row["gflops"]) ** 0.5 * 4, alpha=0.45, color=color,
+            axis.scatter(x, y, s=32.0 * float(row["gflops"]) ** 0.5, alpha=0.45, color=color,
                          edgecolors=color)  # fmt: skip
-            axis.annotate(row["model"], (x, y), xytext=(6, 4), textcoords="offset points",
-                          fontsize=8)  # fmt: skip
         axis.set_xscale("log")
         axis.set_xlabel(label)
         axis.margins(x=0.25, y=0.2)
         axis.grid(alpha=0.3)
+        figure.canvas.draw()  # fixes the data-to-pixel transform before the labels are placed
+        placed: list[tuple[float, float]] = []
+        for row, (x, y) in sorted(zip(shown, points, strict=True), key=lambda item: -item[1][1]):
+            px, py = axis.transData.transform((x, y))
+            label_y = py + 6
+            for other_x, other_y in placed:  # greedy: move below any label it would overlap
+                if abs(other_x - px) < 110 and abs(other_y - label_y) < 12:
+                    label_y = other_y - 12
+            placed.append((px, label_y))
+            axis.annotate(row["model"], (x, y), xytext=(8, label_y - py), textcoords="offset pixels",
+                          fontsize=8)  # fmt: skip
     axes[0].set_ylabel(f"{metric.upper() if len(metric) <= 3 else metric} on the test set (%)")
     axes[0].set_title("red: references; bubble area ~ sqrt(GFLOPs)", fontsize=9)
     figure.tight_layout()
