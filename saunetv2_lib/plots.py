@@ -257,6 +257,27 @@ def per_image(values: Mapping[str, Sequence[float]], metric: str = "F1 (%)", ref
     return figure
 
 
+def _place_labels(
+    axis, labels: Sequence[tuple[str, float, float]], width: float, height: float, **annotate
+) -> None:
+    """Annotate ``(text, x, y)`` points, highest first, each pushed below any label it overlaps.
+
+    ``width`` and ``height`` (pixels) are the box a label claims; ``annotate`` goes to
+    ``axis.annotate`` (e.g. ``arrowprops``). Call after the axis scales and limits are set.
+    """
+    axis.figure.canvas.draw()  # fixes the data-to-pixel transform before the labels are placed
+    placed: list[tuple[float, float]] = []
+    for text, x, y in sorted(labels, key=lambda label: -label[2]):
+        px, py = axis.transData.transform((x, y))
+        label_y = py + 6
+        for other_x, other_y in placed:  # greedy: move below any label it would overlap
+            if abs(other_x - px) < width and abs(other_y - label_y) < height:
+                label_y = other_y - height
+        placed.append((px, label_y))
+        axis.annotate(text, (x, y), xytext=(8, label_y - py), textcoords="offset pixels",
+                      fontsize=8, **annotate)  # fmt: skip
+
+
 def bubble_chart(points: Sequence[Mapping[str, Any]], title: str = ""):
     """The paper's Figure 1: F1 (%) against parameters (M, log scale), bubble area ~ GFLOPs.
 
@@ -274,20 +295,13 @@ def bubble_chart(points: Sequence[Mapping[str, Any]], title: str = ""):
                      facecolors=color if known else "none", edgecolors=color, linewidths=1.2)  # fmt: skip
     axis.set_xscale("log")
     axis.margins(x=0.35, y=0.15)
-    figure.canvas.draw()  # fixes the data-to-pixel transform before the labels are placed
-    placed: list[tuple[float, float]] = []
-    for point in sorted(points, key=lambda p: -p["f1"]):
-        known = point.get("gflops") is not None
-        text = f"{point['model']} ({point['gflops']:.0f} GFLOPs)" if known else point["model"]
-        x, y = axis.transData.transform((point["params_m"], point["f1"]))
-        label_y = y + 6
-        for other_x, other_y in placed:  # greedy: move below any label it would overlap
-            if abs(other_x - x) < 150 and abs(other_y - label_y) < 13:
-                label_y = other_y - 13
-        placed.append((x, label_y))
-        axis.annotate(text, (point["params_m"], point["f1"]), xytext=(8, label_y - y),
-                      textcoords="offset pixels", fontsize=8,
-                      arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.5})  # fmt: skip
+    labels = [
+        (f"{p['model']} ({p['gflops']:.0f} GFLOPs)" if p.get("gflops") is not None else p["model"],
+         p["params_m"], p["f1"])
+        for p in points
+    ]  # fmt: skip
+    _place_labels(axis, labels, width=150, height=13,
+                  arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.5})  # fmt: skip
     axis.set_xlabel("parameters (M, log scale)")
     axis.set_ylabel("F1 on DRIVE (%)")
     axis.set_title(title or "F1 vs parameters; bubble area ~ GFLOPs (hollow: not reported)")
@@ -338,17 +352,8 @@ def design_comparison(rows: Sequence[Mapping[str, Any]], metric: str = "f1"):
         axis.set_xlabel(label)
         axis.margins(x=0.25, y=0.2)
         axis.grid(alpha=0.3)
-        figure.canvas.draw()  # fixes the data-to-pixel transform before the labels are placed
-        placed: list[tuple[float, float]] = []
-        for row, (x, y) in sorted(zip(shown, points, strict=True), key=lambda item: -item[1][1]):
-            px, py = axis.transData.transform((x, y))
-            label_y = py + 6
-            for other_x, other_y in placed:  # greedy: move below any label it would overlap
-                if abs(other_x - px) < 110 and abs(other_y - label_y) < 12:
-                    label_y = other_y - 12
-            placed.append((px, label_y))
-            axis.annotate(row["model"], (x, y), xytext=(8, label_y - py), textcoords="offset pixels",
-                          fontsize=8)  # fmt: skip
+        labels = [(row["model"], x, y) for row, (x, y) in zip(shown, points, strict=True)]
+        _place_labels(axis, labels, width=110, height=12)
     axes[0].set_ylabel(f"{metric.upper() if len(metric) <= 3 else metric} on the test set (%)")
     axes[0].set_title("red: references; bubble area ~ sqrt(GFLOPs)", fontsize=9)
     figure.tight_layout()

@@ -354,3 +354,117 @@ def paired_against(
             }
         )
     return paired
+
+
+# Seed 002, Table 4: VMamba-S pre-training over training from scratch, on Synapse.
+SA_UMAMBA_PRETRAINING_GAIN_DSC = 5.48
+
+
+def findings_markdown(
+    results: Mapping[str, Any], shipped_f1: float | None = None, reference: str = "sa_unet_v2"
+) -> str:
+    """Notebook 7's "What we find": the conclusions, every number computed from ``results``.
+
+    Args:
+        results: a bundle (:func:`load_bundle`): ``rows``, ``histories`` and ``budget``.
+        shipped_f1: F1 in [0, 1] of the shipped long-schedule SA-UNetv2 weights, to say how far
+            the budget is from convergence (omitted when ``None``).
+        reference: the row the designs are measured against.
+
+    Returns:
+        Markdown paragraphs: ranking, unfinished runs (with the validation losses at the epoch
+        every run reached), designs above and below the reference, per parameter, per second,
+        paired tests (:func:`paired_against`), SA-UMamba's from-scratch caveat, the budget.
+    """
+    from saunetv2_lib import paper
+
+    rows, histories, budget = results["rows"], results["histories"], results["budget"]
+    by_model = {row["model"]: row for row in rows}
+    ref = by_model[reference]
+    designs = sorted((r for r in rows if r["role"] == "design"), key=lambda r: -r["f1"])
+    epochs = int(budget["epochs"])
+
+    ranking = ", ".join(
+        f"`{r['model']}` {100 * r['f1']:.2f}" for r in sorted(rows, key=lambda r: -r["f1"])
+    )
+    lines = [f"**Ranking by F1 (%)** under one budget ({budget['profile']}): {ranking}."]
+    unfinished = [r for r in rows if not r["budget_complete"]]
+    if unfinished:
+        lines.append("**Not every run finished its budget:** " + ", ".join(
+            f"`{r['model']}` ran {r['epochs_run']} of {epochs} epochs" for r in unfinished)
+            + ". Those rows are scored as they stand and are not a like-for-like comparison.")  # fmt: skip
+        shortest = min(int(r["epochs_run"]) for r in rows)
+        at_epoch = sorted((h[shortest - 1]["val_loss"], name) for name, h in histories.items()
+                          if len(h) >= shortest)  # fmt: skip
+        lines.append(f"At epoch {shortest}, where every run still was, the validation losses rank: "
+                     + ", ".join(f"`{name}` {loss:.3f}" for loss, name in at_epoch)
+                     + " (lower is better; 2 held-out training images).")  # fmt: skip
+    beats = [r for r in designs if r["f1"] > ref["f1"]]
+    if beats:
+        lines.append("Designs above SA-UNetv2: " + ", ".join(
+            f"`{r['model']}` (+{100 * (r['f1'] - ref['f1']):.2f} pp F1 for "
+            f"{r['params'] / ref['params']:.1f}× the parameters and "
+            f"{r['gflops'] / ref['gflops']:.1f}× the GFLOPs)" for r in beats) + ".")  # fmt: skip
+    else:
+        lines.append(f"No sibling design beats SA-UNetv2's F1 ({100 * ref['f1']:.2f}) at this "
+                     f"budget; the best design, `{designs[0]['model']}`, is "
+                     f"{100 * (ref['f1'] - designs[0]['f1']):.2f} pp below it.")  # fmt: skip
+    losers = [r for r in designs if r["f1"] < ref["f1"]]
+    if losers:
+        lines.append("Below SA-UNetv2: " + ", ".join(
+            f"`{r['model']}` ({100 * (r['f1'] - ref['f1']):+.2f} pp, "
+            f"{r['params'] / ref['params']:.3g}× the parameters)" for r in losers) + ".")  # fmt: skip
+
+    def per_million(row):
+        return 100 * row["f1"] / (row["params"] / 1e6)
+
+    lead = max(rows, key=per_million)
+    lines.append(f"**Per parameter** `{lead['model']}` leads with {per_million(lead):.0f} F1 points "
+                 f"per million parameters; SA-UNetv2 gives {per_million(ref):.0f}.")  # fmt: skip
+    timed = sorted((r for r in rows if r.get("cpu_s_per_image") is not None),
+                   key=lambda r: r["cpu_s_per_image"])  # fmt: skip
+    if timed:
+        fastest, slowest = timed[0], timed[-1]
+        lines.append(
+            f"**Per second** `{fastest['model']}` is the fastest at "
+            f"{fastest['cpu_s_per_image']:.3f} s per image and `{slowest['model']}` the slowest at "
+            f"{slowest['cpu_s_per_image']:.2f} s "
+            f"({slowest['cpu_s_per_image'] / ref['cpu_s_per_image']:.0f}× SA-UNetv2's "
+            f"{ref['cpu_s_per_image']:.3f} s); the load average while timing was "
+            f"{max(r['cpu_time_load'] for r in timed):.1f}."
+        )
+    paired = paired_against(rows, reference)
+    if any(p["wilcoxon_p"] is not None for p in paired):
+        significant = [p for p in paired if p["wilcoxon_p"] is not None and p["wilcoxon_p"] < 0.05]
+        differ = (
+            ", ".join(f"`{p['model']}` ({100 * p['mean_f1_diff']:+.2f} pp, better on {p['better']} "
+                      f"of {p['images']}, p = {p['wilcoxon_p']:.2g})" for p in significant)
+            + " differ from SA-UNetv2 at p < 0.05"
+            if significant
+            else "no design differs from SA-UNetv2 at p < 0.05"
+        )  # fmt: skip
+        lines.append(f"Paired over the test images, {differ}; with one seed each, the seed spread "
+                     "is not in these p-values.")  # fmt: skip
+    if "sa_umamba" in by_model:
+        mamba = by_model["sa_umamba"]
+        lines.append(
+            f"**SA-UMamba is trained from scratch** (no VMamba weights exist for this port): F1 "
+            f"{100 * mamba['f1']:.2f} with {mamba['params'] / 1e6:.1f} M parameters. Its paper's "
+            f"Table 4 credits VMamba-S ImageNet pre-training with +{SA_UMAMBA_PRETRAINING_GAIN_DSC} "
+            "Dice points on Synapse over training from scratch, so this row says how the "
+            "architecture learns from 18 retinal images, not what the paper's model reaches."
+        )
+    if shipped_f1 is not None:
+        still_falling = [name for name, h in histories.items()
+                         if len(h) > 1 and h[-1]["val_loss"] <= min(r["val_loss"] for r in h)]  # fmt: skip
+        paper_f1 = paper.value("drive_without_fov", "SA-UNetv2", "f1")
+        lines.append(
+            f"**The budget is short.** SA-UNetv2 reaches {100 * ref['f1']:.2f} F1 here and "
+            f"{100 * shipped_f1:.2f} with the shipped 150-epoch weights (notebook 5); the paper "
+            f"reports {paper_f1:.2f}. The ranking above is a ranking of how far each design gets "
+            f"in {epochs} epochs of {int(budget['patch_size'])}-px patches, not of converged "
+            "accuracy"
+            + (f"; validation loss was still at its lowest in the last epoch for "
+               f"{', '.join(f'`{n}`' for n in still_falling)}." if still_falling else ".")
+        )  # fmt: skip
+    return "\n\n".join(lines)

@@ -175,3 +175,38 @@ def test_an_unfinished_run_is_scored_as_it_stands_and_says_so(tmp_path, syntheti
     assert (row["epochs_run"], row["epochs"], row["budget_complete"]) == (1, 3, False)
     assert "unfinished: 1 of 3 epochs" in row["note"]
     assert len(read_comparison(out)) == 1
+
+
+def test_findings_are_computed_from_the_rows():
+    from saunetv2_lib import paper
+    from saunetv2_lib.siblings.compare import findings_markdown
+
+    names = [f"{i:02d}" for i in range(8)]
+    history = [{"val_loss": 0.6}, {"val_loss": 0.5}]
+
+    def row(model, role, f1, params, gflops, cpu, complete=True, shift=0.0):
+        return {"model": model, "role": role, "f1": f1, "params": params, "gflops": gflops,
+                "cpu_s_per_image": cpu, "cpu_time_load": 0.4, "budget_complete": complete,
+                "epochs_run": 2 if complete else 1,
+                "per_image_f1": {n: f1 + shift + 0.001 * i for i, n in enumerate(names)}}  # fmt: skip
+
+    results = {
+        "budget": {"profile": "drive/siblings", "epochs": 2, "patch_size": 128},
+        "rows": [row("sa_unet_v2", "reference", 0.70, 260_000, 21.0, 0.3),
+                 row("wide", "design", 0.72, 520_000, 42.0, 0.6),
+                 row("sa_umamba", "design", 0.60, 5_200_000, 140.0, 9.0, complete=False)],
+        "histories": {"sa_unet_v2": history, "wide": history, "sa_umamba": history[:1]},
+    }  # fmt: skip
+    text = findings_markdown(results, shipped_f1=0.81)
+    assert "`wide` 72.00, `sa_unet_v2` 70.00, `sa_umamba` 60.00" in text
+    assert "`sa_umamba` ran 1 of 2 epochs" in text and "At epoch 1" in text
+    assert "`wide` (+2.00 pp F1 for 2.0× the parameters and 2.0× the GFLOPs)" in text
+    assert "**Per parameter** `sa_unet_v2` leads with 269" in text
+    assert "`sa_umamba` the slowest at 9.00 s (30× SA-UNetv2's 0.300 s)" in text
+    assert "trained from scratch" in text
+    paper_f1 = paper.value("drive_without_fov", "SA-UNetv2", "f1")
+    assert (
+        f"81.00 with the shipped 150-epoch weights (notebook 5); the paper reports {paper_f1:.2f}"
+        in text
+    )
+    assert "The budget is short" not in findings_markdown(results)
