@@ -10,7 +10,7 @@ if [ -z "${SAUNETV2_DATA:-}" ] && [ -d ../shared/data ]; then
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/pytest -m "not slow" "$@"
+.venv/bin/pytest -m "not slow" --durations=15 "$@"
 # Re-executed notebooks write their figures here, never over the committed figures/.
 export SAUNETV2_FIGURES_DIR="$PWD/build/nbval/figures"
 .venv/bin/pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks/

@@ -359,6 +359,47 @@ def paired_against(
 # Seed 002, Table 4: VMamba-S pre-training over training from scratch, on Synapse.
 SA_UMAMBA_PRETRAINING_GAIN_DSC = 5.48
 
+# Row labels of the published table (README and site); registry names elsewhere.
+DISPLAY_NAMES = {
+    "sa_unet_v2": "SA-UNetv2 (reference)",
+    "sa_unet": "SA-UNet (reference)",
+    "unet_dca": "U-Net + DCA",
+    "sa_unet_v2_dca": "SA-UNetv2 with DCA",
+    "simple_unet": "SimpleUNet (w 32)",
+    "simple_unet_small": "SimpleUNet (w 16)",
+    "sa_umamba": "SA-UMamba (from scratch)",
+}
+
+
+def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The comparison as a Markdown table (the README's), every cell formatted from ``rows``.
+
+    Columns: parameters, GFLOPs, F1, Jaccard, MCC and AUC (%), training wall seconds, CPU
+    seconds per image and epochs run (bold ``k of n`` where a run did not finish its budget).
+    """
+    lines = [
+        "| model | params | GFLOPs | F1 | Jaccard | MCC | AUC | train s | CPU s / image | epochs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        epochs = (
+            f"{row['epochs_run']}"
+            if row["budget_complete"]
+            else f"**{row['epochs_run']} of {row['epochs']}**"
+        )
+        cpu = row.get("cpu_s_per_image")
+        cells = [
+            DISPLAY_NAMES.get(row["model"], row["model"]),
+            f"{row['params']:,}",
+            f"{row['gflops']:.2f}",
+            *(f"{100 * row[k]:.2f}" for k in ("f1", "jaccard", "mcc", "auc")),
+            f"{row['train_wall_s']:,.0f}",
+            "" if cpu is None else f"{cpu:.3f}",
+            epochs,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
 
 def findings_markdown(
     results: Mapping[str, Any], shipped_f1: float | None = None, reference: str = "sa_unet_v2"

@@ -210,3 +210,23 @@ def test_findings_are_computed_from_the_rows():
         in text
     )
     assert "The budget is short" not in findings_markdown(results)
+
+
+def test_markdown_table_formats_every_cell_from_the_rows():
+    from saunetv2_lib.siblings.compare import comparison_markdown
+
+    def row(model, complete, epochs_run, cpu):
+        return {"model": model, "params": 260_521, "gflops": 21.187, "f1": 0.72034,
+                "jaccard": 0.5639, "mcc": 0.69721, "auc": 0.96219, "train_wall_s": 3544.6,
+                "cpu_s_per_image": cpu, "budget_complete": complete, "epochs_run": epochs_run,
+                "epochs": 10}  # fmt: skip
+
+    lines = comparison_markdown(
+        [row("sa_unet_v2", True, 10, 0.3291), row("other", False, 6, None)]
+    ).splitlines()
+    assert len(lines) == 4 and lines[1].count("|") == 11
+    assert lines[2] == (
+        "| SA-UNetv2 (reference) | 260,521 | 21.19 | 72.03 | 56.39 | 69.72 | 96.22 | 3,545 "
+        "| 0.329 | 10 |"
+    )
+    assert lines[3].startswith("| other |") and lines[3].endswith("|  | **6 of 10** |")
