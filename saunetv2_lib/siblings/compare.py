@@ -402,7 +402,10 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def findings_markdown(
-    results: Mapping[str, Any], shipped_f1: float | None = None, reference: str = "sa_unet_v2"
+    results: Mapping[str, Any],
+    shipped_f1: float | None = None,
+    reference: str = "sa_unet_v2",
+    shipped_train_s: float | None = None,
 ) -> str:
     """Notebook 7's "What we find": the conclusions, every number computed from ``results``.
 
@@ -411,6 +414,8 @@ def findings_markdown(
         shipped_f1: F1 in [0, 1] of the shipped long-schedule SA-UNetv2 weights, to say how far
             the budget is from convergence (omitted when ``None``).
         reference: the row the designs are measured against.
+        shipped_train_s: training wall seconds of those shipped weights (their model card), to
+            set the costliest design's training time against a converged SA-UNetv2's.
 
     Returns:
         Markdown paragraphs: ranking, unfinished runs (with the validation losses at the epoch
@@ -474,6 +479,21 @@ def findings_markdown(
             f"{ref['cpu_s_per_image']:.3f} s); the load average while timing was "
             f"{max(r['cpu_time_load'] for r in timed):.1f}."
         )
+    slowest_train = max(rows, key=lambda r: r["train_wall_s"])
+    if slowest_train is not ref:
+        sentence = (
+            f"**Per training second** the budget is equal in steps, not in time: "
+            f"`{slowest_train['model']}` trained for {slowest_train['train_wall_s']:,.0f} s, "
+            f"{slowest_train['train_wall_s'] / ref['train_wall_s']:.0f}× SA-UNetv2's "
+            f"{ref['train_wall_s']:,.0f} s on the same CPU."
+        )
+        if shipped_f1 is not None and shipped_train_s is not None:
+            sentence += (
+                f" The shipped SA-UNetv2 weights took {shipped_train_s:,.0f} s to train "
+                f"({shipped_train_s / slowest_train['train_wall_s']:.2f}× that, on whole images) "
+                f"and reach {100 * shipped_f1:.2f} F1 on the same test images."
+            )
+        lines.append(sentence)
     paired = paired_against(rows, reference)
     if any(p["wilcoxon_p"] is not None for p in paired):
         significant = [p for p in paired if p["wilcoxon_p"] is not None and p["wilcoxon_p"] < 0.05]

@@ -187,7 +187,7 @@ def test_findings_are_computed_from_the_rows():
     def row(model, role, f1, params, gflops, cpu, complete=True, shift=0.0):
         return {"model": model, "role": role, "f1": f1, "params": params, "gflops": gflops,
                 "cpu_s_per_image": cpu, "cpu_time_load": 0.4, "budget_complete": complete,
-                "epochs_run": 2 if complete else 1,
+                "epochs_run": 2 if complete else 1, "train_wall_s": 100.0,
                 "per_image_f1": {n: f1 + shift + 0.001 * i for i, n in enumerate(names)}}  # fmt: skip
 
     results = {
@@ -210,6 +210,12 @@ def test_findings_are_computed_from_the_rows():
         in text
     )
     assert "The budget is short" not in findings_markdown(results)
+    assert "**Per training second**" not in text  # equal training times: nothing to say
+    timed = {**results, "rows": [{**r, "train_wall_s": t} for r, t in
+                                 zip(results["rows"], (100.0, 150.0, 4_000.0), strict=True)]}  # fmt: skip
+    text = findings_markdown(timed, shipped_f1=0.81, shipped_train_s=3_000.0)
+    assert "`sa_umamba` trained for 4,000 s, 40× SA-UNetv2's 100 s" in text
+    assert "took 3,000 s to train (0.75× that, on whole images) and reach 81.00" in text
 
 
 def test_markdown_table_formats_every_cell_from_the_rows():
