@@ -16,7 +16,13 @@ import json
 import pytest
 
 from saunetv2_lib import reproduce
-from saunetv2_lib.siblings.compare import DESIGNS, REFERENCES, SHIPPED_RESULTS, load_bundle
+from saunetv2_lib.siblings.compare import (
+    DESIGNS,
+    QUICK_MODEL_KWARGS,
+    REFERENCES,
+    SHIPPED_RESULTS,
+    load_bundle,
+)
 
 NOTEBOOK = "07_sibling_designs"
 
@@ -38,6 +44,7 @@ def test_notebook_07_quick_profile_runs_every_design(tmp_path):
     for row in rows:
         assert row["test_images"] == "2" and row["profile"] == "drive/siblings_quick"
         assert 0.0 <= float(row["auc"]) <= 1.0 and float(row["cpu_s_per_image"]) > 0
+        assert json.loads(row["model_kwargs"]) == QUICK_MODEL_KWARGS.get(row["model"], {})
     for figure in ("07_sibling_designs.png", "07_validation_curves.png"):
         assert (where.figures_dir / figure).stat().st_size > 10_000
     bundle = load_bundle(where.runs_dir / "drive_siblings_quick" / "bundle.json")
