@@ -21,6 +21,7 @@ from saunetv2_lib.siblings.compare import (
     QUICK_MODEL_KWARGS,
     REFERENCES,
     SHIPPED_RESULTS,
+    comparison_markdown,
     load_bundle,
 )
 
@@ -87,10 +88,7 @@ def test_committed_complexity_matches_the_models_built_now(shipped):
 
 
 def test_readme_table_is_the_committed_comparison(shipped):
-    from saunetv2_lib.reproduce import REPO_ROOT
-    from saunetv2_lib.siblings.compare import comparison_markdown
-
-    readme = (REPO_ROOT / "README.md").read_text("utf-8")
+    readme = (reproduce.REPO_ROOT / "README.md").read_text("utf-8")
     assert comparison_markdown(shipped["rows"]) in readme, (
         "README's sibling-design table differs from saunetv2_lib/results/siblings_drive.json: "
         "paste `comparison_markdown(load_bundle()['rows'])` into it."
