@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "saunetv2_lib.data.cli",
     "saunetv2_lib.eval_cli",
     "saunetv2_lib.train_cli",
+    "saunetv2_lib.campaign_cli",
     "saunetv2_lib.bench_cli",
     "saunetv2_lib.siblings.cli",
     "saunetv2_lib.reproduce_cli",

@@ -254,54 +254,21 @@ class OnnxPredictor(Predictor):
 
 
 # ------------------------------------------------------------------------------------ converters
-def _two_stage_group_normalization():
-    """A ``GroupNormalization`` whose statistics are means of per-row means (same maths).
-
-    Keras computes a group's mean and variance with one reduction over ``H * W * C/G`` values (700k
-    at 592x592). TensorFlow's kernels keep that accurate, but the TFLite and ONNX Runtime reduction
-    kernels accumulate such long sums in float32 one value at a time; on SA-UNetv2 at 592x592 this
-    moved probabilities by up to 5e-4 (TFLite) and 8e-4 (ONNX) against Keras and against a float64
-    run. Reducing over the width first and then over height and channels (each row has the same
-    count, so the result is the same mean) keeps every partial sum short: 2e-6 against Keras.
-    """
-    import keras
-    from keras import ops
-
-    class TwoStageGroupNormalization(keras.layers.GroupNormalization):
-        def call(self, inputs):
-            shape = ops.shape(inputs)
-            channels = inputs.shape[-1]
-            grouped = (shape[0], shape[1], shape[2], self.groups, channels // self.groups)
-            x = ops.reshape(ops.cast(inputs, "float32"), grouped)
-            mean = ops.mean(ops.mean(x, axis=2, keepdims=True), axis=(1, 4), keepdims=True)
-            centred = ops.square(x - mean)
-            variance = ops.mean(
-                ops.mean(centred, axis=2, keepdims=True), axis=(1, 4), keepdims=True
-            )
-            inverse = ops.rsqrt(variance + self.epsilon)
-            per_channel = (1, 1, 1, self.groups, channels // self.groups)
-            if self.scale:
-                inverse = inverse * ops.reshape(ops.cast(self.gamma, "float32"), per_channel)
-            shift = -mean * inverse
-            if self.center:
-                shift = shift + ops.reshape(ops.cast(self.beta, "float32"), per_channel)
-            return ops.cast(ops.reshape(x * inverse + shift, shape), self.compute_dtype)
-
-    return TwoStageGroupNormalization
-
-
 def export_graph_model(model):
     """A copy of ``model`` for conversion: same weights, group norms with short reductions.
 
     The copy is ``keras.models.clone_model`` plus the weights; every channels-last
     ``GroupNormalization`` in it (top level, or one level down such as
     :class:`~saunetv2_lib.layers.ConvNormAct`'s) is switched to the two-stage statistics of
-    :func:`_two_stage_group_normalization`, which adds no weights. ``model`` itself is untouched;
-    the copy is meant for converters, not for saving as ``.keras``.
+    :class:`~saunetv2_lib.layers.TwoStageGroupNormalization`, which adds no weights (TFLite and
+    ONNX Runtime sum the one-pass statistics' 700k values per group one at a time: up to 8e-4
+    off Keras on SA-UNetv2 at 592x592, against 2e-6 in two stages). ``model`` itself is
+    untouched; the copy is meant for converters, not for saving as ``.keras``.
     """
     import keras
 
-    stable = _two_stage_group_normalization()
+    from saunetv2_lib.layers import use_two_stage_group_norm
+
     try:
         clone = keras.models.clone_model(model)
         clone.set_weights(model.get_weights())
@@ -313,13 +280,7 @@ def export_graph_model(model):
             stacklevel=2,
         )
         return model
-    for layer in clone.layers:
-        children = [layer, *(v for v in vars(layer).values() if isinstance(v, keras.layers.Layer))]
-        for child in children:
-            if type(child) is keras.layers.GroupNormalization and child.axis in (-1, 3):
-                # Same attributes and weights; only ``call`` differs, so swapping the class of
-                # the fresh, never-called copy is safe and keeps the layer tracking intact.
-                child.__class__ = stable
+    use_two_stage_group_norm(clone)  # the fresh copy has never been called
     return clone
 
 

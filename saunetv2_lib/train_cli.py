@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 DATASETS = ("drive", "stare", "chase")
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "full", "paper")
 
 
 def _train(args: argparse.Namespace) -> int:

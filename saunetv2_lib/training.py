@@ -31,7 +31,7 @@ import platform
 import resource
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -43,6 +43,11 @@ import numpy as np
 PROFILES_RESOURCE = "profiles.json"
 STATE_FILE = "state.json"
 MONITORS = ("loss", "accuracy", "val_loss", "val_accuracy")
+PRECISIONS = ("float32", "mixed_bfloat16")
+GROUP_NORM_STATISTICS = ("one_pass", "two_stage")
+# How the step is computed, not what it computes: these may change when a run resumes (e.g. a
+# faster default adopted mid-campaign); every other field must match the saved configuration.
+RESUMABLE_CHANGES = ("epochs", "precision", "group_norm_statistics")
 
 
 @dataclass
@@ -77,6 +82,12 @@ class TrainConfig:
             validate on tiles of that side; ``None`` trains and validates on whole padded images.
         max_train_images: use only the first N training sources (for tests and smoke runs).
         seed: seed for weights, dropout, splits, shuffling and augmentation.
+        precision: Keras dtype policy of the model while training, ``"float32"`` or
+            ``"mixed_bfloat16"`` (bfloat16 convolutions; variables, group-norm statistics, the
+            sigmoid and the loss stay float32). Checkpoints are float32 weights either way.
+        group_norm_statistics: ``"one_pass"`` (Keras' ``GroupNormalization``) or
+            ``"two_stage"`` (:class:`saunetv2_lib.layers.TwoStageGroupNormalization`: the
+            same statistics summed over rows first). Files saved either way load the same.
     """
 
     profile: str = "custom"
@@ -110,6 +121,8 @@ class TrainConfig:
     patch_size: int | None = None
     max_train_images: int | None = None
     seed: int = 42
+    precision: str = "float32"
+    group_norm_statistics: str = "one_pass"
 
     def __post_init__(self) -> None:
         problems = []
@@ -142,6 +155,13 @@ class TrainConfig:
             problems.append("need lr > 0, 0 < plateau_factor < 1 and plateau_min_lr >= 0")
         if self.bce_weight < 0 or self.mcc_weight < 0 or self.bce_weight + self.mcc_weight == 0:
             problems.append("loss weights must be >= 0 and not both 0")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {PRECISIONS} (got {self.precision!r})")
+        if self.group_norm_statistics not in GROUP_NORM_STATISTICS:
+            problems.append(
+                f"group_norm_statistics must be one of {GROUP_NORM_STATISTICS} "
+                f"(got {self.group_norm_statistics!r})"
+            )
         if problems:
             raise ValueError("Invalid TrainConfig: " + "; ".join(problems) + ".")
 
@@ -293,6 +313,92 @@ class BestCheckpoint(keras.callbacks.Callback):
         _atomic_save_model(self.model, self.filepath)
 
 
+class StopBeforeDeadline(keras.callbacks.Callback):
+    """Ends ``fit`` at an epoch boundary when another epoch would not finish before ``deadline``.
+
+    The estimate is the last epoch's duration times ``margin``. A run paused this way is not
+    finished: :class:`ResumeState` records it as resumable (``paused``), unlike an early stop.
+
+    Args:
+        deadline: POSIX time (``time.time()``) by which training must have stopped.
+        margin: safety factor on the last epoch's duration.
+    """
+
+    def __init__(self, deadline: float, margin: float = 1.2):
+        super().__init__()
+        self.deadline, self.margin = float(deadline), float(margin)
+        self.paused = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        duration = time.time() - self._start
+        if time.time() + self.margin * duration > self.deadline:
+            self.paused = True
+            self.model.stop_training = True
+
+
+class StepCheckpoints(keras.callbacks.Callback):
+    """Keeps the model at chosen optimizer steps, to score how accuracy grows along a run.
+
+    At the end of the first epoch whose optimizer iteration count reaches a step in ``steps``
+    (epochs end on batch boundaries, so the kept step is the first epoch end at or after it),
+    writes into ``directory``: ``step_SSSSSS.weights.h5`` (the current weights, float32),
+    ``step_SSSSSS_best.weights.h5`` (the best checkpoint so far, the paper's rule: what a run
+    stopped here would ship) and ``step_SSSSSS.json`` (``milestone``, ``steps``, ``epoch``
+    (1-based), ``best_epoch``, ``wall_time_s`` of the run so far). Steps whose ``.json`` exists
+    are done; a resumed run continues with the rest. Place it after :class:`BestCheckpoint`.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        steps: Sequence[int],
+        checkpoint: BestCheckpoint,
+        wall_time_before: float = 0.0,
+    ):
+        super().__init__()
+        self.directory = Path(directory)
+        self.steps = sorted({int(s) for s in steps})
+        self.checkpoint = checkpoint
+        self.wall_time_before = wall_time_before
+        self.session_start = time.perf_counter()
+
+    @staticmethod
+    def stem(step: int) -> str:
+        return f"step_{int(step):06d}"
+
+    def on_epoch_end(self, epoch, logs=None):
+        iterations = int(self.model.optimizer.iterations.numpy())
+        due = [
+            s
+            for s in self.steps
+            if s <= iterations and not (self.directory / f"{self.stem(s)}.json").exists()
+        ]
+        if not due:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stem = self.stem(due[-1])  # one checkpoint stands for every step it has passed
+        self.model.save_weights(self.directory / f"{stem}.weights.h5")
+        if self.checkpoint.filepath.is_file():
+            best = keras.saving.load_model(self.checkpoint.filepath, compile=False)
+            best.save_weights(self.directory / f"{stem}_best.weights.h5")
+        record = {
+            "steps": iterations,
+            "epoch": epoch + 1,
+            "best_epoch": None
+            if self.checkpoint.best_epoch is None
+            else self.checkpoint.best_epoch + 1,
+            "wall_time_s": self.wall_time_before + time.perf_counter() - self.session_start,
+        }
+        for step in due:
+            _atomic_write_text(
+                self.directory / f"{self.stem(step)}.json",
+                json.dumps({"milestone": step, "weights": stem, **record}, indent=2),
+            )
+
+
 class ResumeState(keras.callbacks.Callback):
     """Saves, after every epoch, everything needed to continue the run; restores it on resume.
 
@@ -315,8 +421,10 @@ class ResumeState(keras.callbacks.Callback):
         checkpoint: BestCheckpoint,
         restore: dict[str, Any] | None = None,
         wall_time_before: float = 0.0,
+        pause: StopBeforeDeadline | None = None,
     ):
         super().__init__()
+        self.pause = pause
         self.directory, self.last_path = Path(directory), Path(last_path)
         self.plateau, self.early_stopping, self.checkpoint = plateau, early_stopping, checkpoint
         self.restore = restore
@@ -352,10 +460,14 @@ class ResumeState(keras.callbacks.Callback):
     # -- save ------------------------------------------------------------------------------
     def state(self, completed_epochs: int) -> dict[str, Any]:
         es = self.early_stopping
+        # A pause at the deadline stops fit too, but the run goes on next time; an early stop
+        # on the same epoch still ends it.
+        paused = bool(self.pause and self.pause.paused) and not es.stopped_epoch
         return {
             "completed_epochs": completed_epochs,
             "optimizer_iterations": int(self.model.optimizer.iterations.numpy()),
-            "finished": bool(self.model.stop_training),
+            "finished": bool(self.model.stop_training) and not paused,
+            "paused": paused,
             "wall_time_s": self.wall_time_before + time.perf_counter() - self.session_start,
             "plateau": {
                 "wait": int(self.plateau.wait),
@@ -497,21 +609,67 @@ def _training_dataset(samples: list[Any], config: TrainConfig, epoch: int):
 def build_model(config: TrainConfig) -> keras.Model:
     """Build and compile the configured model (call inside ``strategy.scope()`` when distributing).
 
-    Input side: ``patch_size`` when training on patches, else ``side``. Compiled with
-    ``Adam(lr, epsilon=adam_epsilon)``, :class:`saunetv2_lib.losses.BceMccLoss` and binary
-    accuracy at 0.5 named ``accuracy`` (so the logs have ``val_accuracy``, as in the paper).
+    Input side: ``patch_size`` when training on patches, else ``side``. The model is built under
+    ``config.precision``'s dtype policy (the global policy is restored afterwards) and, with
+    ``group_norm_statistics="two_stage"``, its group norms sum their statistics in two stages.
+    Compiled with ``Adam(lr, epsilon=adam_epsilon)``, :class:`saunetv2_lib.losses.BceMccLoss`
+    and binary accuracy at 0.5 named ``accuracy`` (so the logs have ``val_accuracy``, as in the
+    paper).
     """
+    from saunetv2_lib.layers import use_two_stage_group_norm
     from saunetv2_lib.losses import BceMccLoss
     from saunetv2_lib.models import get_model
 
     input_side = config.patch_size or config.side
-    model = get_model(config.model, (input_side, input_side, 3), **config.model_kwargs)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.precision)
+    try:
+        model = get_model(config.model, (input_side, input_side, 3), **config.model_kwargs)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if config.group_norm_statistics == "two_stage":
+        use_two_stage_group_norm(model)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_epsilon),
         loss=BceMccLoss(bce_weight=config.bce_weight, mcc_weight=config.mcc_weight),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5)],
     )
     return model
+
+
+def as_float32(model: keras.Model) -> keras.Model:
+    """``model`` itself when its layers compute in float32, else a float32 copy with its weights.
+
+    A model trained under ``mixed_bfloat16`` saves that policy in every layer's config, so
+    loading its ``.keras`` file would predict in bfloat16; shipped weights and evaluations use
+    this float32 copy (the variables are float32 under the mixed policy already).
+    """
+
+    def policies(value: Any) -> Iterator[str]:
+        if isinstance(value, dict):
+            if value.get("class_name") == "DTypePolicy":
+                yield value.get("config", {}).get("name", "")
+            for item in value.values():
+                yield from policies(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from policies(item)
+
+    def to_float32(value: Any) -> Any:
+        if isinstance(value, dict):
+            if value.get("class_name") == "DTypePolicy":
+                return {**value, "config": {**value.get("config", {}), "name": "float32"}}
+            return {key: to_float32(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [to_float32(item) for item in value]
+        return value
+
+    config = keras.saving.serialize_keras_object(model)
+    if all(name == "float32" for name in policies(config)):
+        return model
+    copy = keras.saving.deserialize_keras_object(to_float32(config))
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def strategy_from_env():
@@ -620,12 +778,13 @@ def _check_out_dir(out_dir: Path, config: TrainConfig | None, resume: bool) -> T
         differing = [
             f.name
             for f in dataclasses.fields(TrainConfig)
-            if f.name != "epochs" and getattr(saved, f.name) != getattr(config, f.name)
+            if f.name not in RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)
         ]
         if differing:
             raise ValueError(
                 f"Cannot resume {out_dir} with a different configuration (fields {differing} "
-                f"differ from {config_path}); only 'epochs' may change on resume."
+                f"differ from {config_path}); only {', '.join(RESUMABLE_CHANGES)} may change "
+                "on resume."
             )
         return config
     if config is None:
@@ -658,6 +817,8 @@ def train(
     strategy=None,
     distribution=None,
     verbose: int | str = 1,
+    deadline: float | None = None,
+    milestone_steps: Sequence[int] = (),
 ) -> TrainResult:
     """Train ``config`` into ``out_dir`` with ``model.fit``; resumable after any interruption.
 
@@ -686,6 +847,10 @@ def train(
             ``keras.distribution.DataParallel()``, the JAX equivalent of ``MirroredStrategy``;
             it is installed with ``keras.distribution.set_distribution`` before building.
         verbose: ``model.fit`` verbosity (1: progress bar, 2: a line per epoch, 0: silent).
+        deadline: POSIX time by which to stop; training pauses at the last epoch boundary that
+            fits (:class:`StopBeforeDeadline`) and a later ``resume=True`` call continues.
+        milestone_steps: optimizer steps at which to keep checkpoints in ``out_dir/milestones/``
+            (:class:`StepCheckpoints`), e.g. ``(450, 1000, 2000, 4000)``.
 
     Returns:
         A :class:`TrainResult`; the files are described in the module docstring.
@@ -758,6 +923,8 @@ def train(
     checkpoint = BestCheckpoint(
         out_dir / "best.keras", config.checkpoint_monitor, config.checkpoint_mode
     )
+    wall_time_before = state["wall_time_s"] if state else 0.0
+    pause = StopBeforeDeadline(deadline) if deadline is not None else None
     resume_state = ResumeState(
         resume_dir,
         out_dir / "last.keras",
@@ -765,7 +932,8 @@ def train(
         early_stopping,
         checkpoint,
         restore=state,
-        wall_time_before=state["wall_time_s"] if state else 0.0,
+        wall_time_before=wall_time_before,
+        pause=pause,
     )
     callbacks = [
         EpochTimer(),
@@ -773,7 +941,13 @@ def train(
         plateau,  # before CSVLogger: it adds "learning_rate" to the logs
         early_stopping,
         checkpoint,
+        *(
+            [StepCheckpoints(out_dir / "milestones", milestone_steps, checkpoint, wall_time_before)]
+            if milestone_steps
+            else []
+        ),
         keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=bool(state)),
+        *([pause] if pause else []),  # after EarlyStopping: an early stop outranks a pause
         resume_state,  # last: see ResumeState
     ]
     model.fit(

@@ -397,3 +397,47 @@ def test_cli_lists_profiles_and_reports_errors_in_one_line(tmp_path, capsys):
     (tmp_path / "run" / "config.json").write_text(json.dumps(TrainConfig().to_dict()))
     assert main(["train", "--out", str(tmp_path / "run"), "--resume", "--seed", "3"]) == 2
     assert "only --epochs" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------
+# How the step is computed: precision and group-norm statistics
+
+
+def test_mixed_bfloat16_build_keeps_float32_where_it_matters_and_ships_float32(tmp_path):
+    config = TrainConfig(side=32, precision="mixed_bfloat16", group_norm_statistics="two_stage")
+    model = training.build_model(config)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    units = [layer for layer in model.layers if hasattr(layer, "normalization")]
+    assert units and all(u.conv.compute_dtype == "bfloat16" for u in units)
+    assert all(type(u.normalization).__name__ == "TwoStageGroupNormalization" for u in units)
+    assert all(v.dtype == "float32" for v in model.weights)
+    assert model.output.dtype == "float32"
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 32, 32, 3), dtype=np.float32)
+    y = (rng.random((2, 32, 32, 1)) < 0.2).astype("float32")
+    loss = model.train_on_batch(x, y)[0]
+    assert np.isfinite(loss)
+    model.save(tmp_path / "mixed.keras")
+    copy = training.as_float32(keras.saving.load_model(tmp_path / "mixed.keras", compile=False))
+    assert all(layer.compute_dtype == "float32" for layer in copy.layers)
+    reference = training.build_model(config.replace(precision="float32"))
+    assert training.as_float32(reference) is reference  # already float32: no copy
+    reference.set_weights(model.get_weights())
+    np.testing.assert_allclose(
+        copy.predict_on_batch(x), reference.predict_on_batch(x), rtol=1e-5, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(precision="float16")
+
+
+def test_a_run_may_resume_with_another_step_implementation_but_not_other_maths(tmp_path):
+    from saunetv2_lib.data.synthetic import write_synthetic_drive
+
+    root = write_synthetic_drive(tmp_path / "data", n_train=6, n_test=0, size=(64, 64), seed=3)
+    config = _tiny_config(root, epochs=1, epoch_repeats=1)
+    training.train(config, tmp_path / "run", verbose=0)
+    faster = config.replace(epochs=2, precision="mixed_bfloat16", group_norm_statistics="two_stage")
+    result = training.train(faster, tmp_path / "run", resume=True, verbose=0)
+    assert result.epochs_run == 2
+    with pytest.raises(ValueError, match=r"\['lr'\]"):
+        training.train(faster.replace(lr=0.01, epochs=3), tmp_path / "run", resume=True)

@@ -214,12 +214,17 @@ def _metric_rows(eval_results: Any) -> list[dict[str, Any]]:
 
 
 def _save_inference_copy(source: Path, destination: Path) -> None:
-    """Save ``source`` without its optimizer state (3.4 MB -> ~1.2 MB for SA-UNetv2)."""
+    """Save ``source`` without its optimizer state (3.4 MB -> ~1.2 MB for SA-UNetv2), in float32.
+
+    A run trained under ``mixed_bfloat16`` ships as a float32 model (same weights), so that
+    loading the shipped file predicts in float32.
+    """
     import keras
 
     import saunetv2_lib.models  # noqa: F401  (registers the custom layers)
+    from saunetv2_lib.training import as_float32
 
-    model = keras.saving.load_model(source, compile=False)
+    model = as_float32(keras.saving.load_model(source, compile=False))
     temporary = destination.with_suffix(".tmp.keras")
     model.save(temporary)
     temporary.replace(destination)

@@ -31,12 +31,14 @@ def ship_run(
     dataset: str | None = None,
     root: str | Path | None = None,
     directory: str | Path | None = None,
+    extra: dict | None = None,
 ) -> dict:
     """Evaluate ``run_dir/best.keras`` under every protocol and ship it as ``name``; returns the card.
 
-    ``directory`` defaults to the package's ``weights/`` folder.
+    ``directory`` defaults to the package's ``weights/`` folder; ``extra`` adds card entries.
     """
     from saunetv2_lib import evaluation
+    from saunetv2_lib.training import as_float32
     from saunetv2_lib.weights import load_weights, read_model_card, ship_weights
 
     run_dir = Path(run_dir)
@@ -49,23 +51,17 @@ def ship_run(
     dataset = dataset or config["dataset"]
     root = root or config.get("data_root")
     model = load_weights(run_dir / "best.keras", verify=False)
-    base = evaluation.Protocol(anchor=config.get("anchor", "top_left"))
-    chosen = evaluation.train_threshold(model, dataset, base, root)
-    result = evaluation.evaluate(model, dataset, "test", base, root)
-    rows = evaluation.protocol_switchboard(
-        result.probabilities,
-        result.samples,
-        chosen_threshold=chosen,
-        base=base,
-        dataset=result.dataset,
-        split="test",
+    scores = evaluation.score_every_protocol(
+        as_float32(model), dataset, root, anchor=config.get("anchor", "top_left")
     )
     extra = {
         "history": read_history(run_dir),
-        "train_threshold": chosen,
+        "train_threshold": scores["train_threshold"],
         "evaluation_runtime": "fast",
-        "per_image": result.per_image,
+        "per_image": scores["per_image"],
+        **(extra or {}),
     }
+    rows = scores["metrics"]
     shipped = ship_weights(run_dir, name, rows, directory=directory, extra=extra)
     return read_model_card(shipped)
 
