@@ -677,3 +677,37 @@ def load_campaign_bundle(campaign: str = "paper", path: Path | str | None = None
             f"{path} does not exist: run `saunetv2 campaign run` and `saunetv2 campaign pack`."
         )
     return json.loads(path.read_text("utf-8"))
+
+
+def progress_points(bundle: Mapping[str, Any], run: str, kind: str = "best") -> list[dict]:
+    """A run's scored milestones as ``{"steps", "hours", "f1", "epoch"}`` points, by steps.
+
+    ``kind`` is ``"best"`` (the best checkpoint so far: what the run would ship if it stopped
+    there) or ``"current"`` (the weights at that step). A finished run adds its final result.
+    """
+    entry = bundle["runs"].get(run)
+    if entry is None:
+        return []
+    points = [
+        {"steps": m["steps"], "hours": m["wall_time_s"] / 3600, "f1": m["f1"], "epoch": m["epoch"]}
+        for m in entry.get("milestones", [])
+        if m["kind"] == kind
+    ]
+    result = entry.get("result")
+    if result is not None:
+        paper = next(row for row in result["metrics"] if row.get("paper"))
+        points.append({"steps": result["optimizer_steps"], "hours": result["wall_time_s"] / 3600,
+                       "f1": paper["f1"], "epoch": result["epochs_run"]})  # fmt: skip
+    return sorted(points, key=lambda p: p["steps"])
+
+
+def card_point(card: Mapping[str, Any]) -> dict:
+    """A shipped model card as one progress point (steps, hours, F1 under the paper protocol)."""
+    from saunetv2_lib.weights import paper_row
+
+    return {
+        "steps": card["training"]["optimizer_iterations"],
+        "hours": card["wall_time_s"] / 3600,
+        "f1": paper_row(card)["f1"],
+        "epoch": card["epochs_run"],
+    }

@@ -222,6 +222,23 @@ def cpu_seconds_interleaved(
     }
 
 
+def official_recipe_seconds(model, images: np.ndarray, warmup_images: int = 1) -> dict[str, Any]:
+    """Seconds per image as the official STARE notebook times them (spec 2.4).
+
+    One untimed ``model.predict`` on the first ``warmup_images`` images, then one timed
+    ``model.predict`` (Keras' default batch size, 32) on the whole ``(N, S, S, 3)`` batch,
+    divided by ``N``. The warm-up batch has another shape than the timed one, so the timed call
+    includes a retrace and the set-up of new kernels, spread over the ``N`` images: a cost per
+    call, not per FLOP. Returns ``{"seconds_per_image", "total_s", "images"}``.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    model.predict(images[:warmup_images], verbose=0)
+    start = time.perf_counter()
+    model.predict(images, verbose=0)
+    total = time.perf_counter() - start
+    return {"seconds_per_image": total / len(images), "total_s": total, "images": len(images)}
+
+
 # ----------------------------------------------------------------------------------- attention
 def attention_maps(model, image: np.ndarray) -> dict[str, np.ndarray]:
     """The attention maps of every SA / CSA layer of ``model`` for one ``(S, S, 3)`` image.

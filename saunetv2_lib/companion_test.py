@@ -116,6 +116,20 @@ def test_cpu_seconds_interleaved_takes_turns():
     assert set(timing) == {"a", "b"} and len(timing["a"]["runs"]) == 2
 
 
+def test_official_recipe_warms_up_on_one_image_then_times_the_whole_set():
+    calls = []
+
+    class Fake:
+        def predict(self, batch, verbose=0):
+            calls.append(batch.shape)
+
+    images = np.zeros((5, 16, 16, 3), np.float32)
+    timing = companion.official_recipe_seconds(Fake(), images)
+    assert calls == [(1, 16, 16, 3), (5, 16, 16, 3)]
+    assert timing["images"] == 5
+    assert timing["seconds_per_image"] == pytest.approx(timing["total_s"] / 5)
+
+
 def test_attention_maps_match_numpy():
     inputs = keras.Input((16, 16, 3))
     encoder = keras.layers.Conv2D(4, 3, padding="same")(inputs)

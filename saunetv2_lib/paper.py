@@ -269,6 +269,20 @@ CLAIMS: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+# The table of each dataset's headline result (whole image, the paper's protocol).
+HEADLINE_TABLES = {"drive": "drive_without_fov", "stare": "stare"}
+
+
+def headline_f1(dataset: str) -> float:
+    """The paper's SA-UNetv2 F1 (%) on ``dataset``'s test set (``"drive"`` or ``"stare"``)."""
+    key = HEADLINE_TABLES.get(dataset.lower())
+    if key is None:
+        raise KeyError(
+            f"The paper has no headline result on {dataset!r}; it has {list(HEADLINE_TABLES)}."
+        )
+    return value(key, "SA-UNetv2", "f1")
+
+
 def table(key: str) -> PaperTable:
     """The table ``key`` (see ``TABLES``), with a clear error for an unknown key."""
     try:

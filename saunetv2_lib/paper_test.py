@@ -59,6 +59,9 @@ def test_lookups_and_clear_errors():
         paper.value("stare", "V-Net", "f1")
     with pytest.raises(KeyError, match="no column 'gflops'"):
         paper.value("stare", "U-Net", "gflops")
+    assert (paper.headline_f1("DRIVE"), paper.headline_f1("stare")) == (82.82, 82.81)
+    with pytest.raises(KeyError, match="no headline result on 'chase'"):
+        paper.headline_f1("chase")
     assert set(paper.REGISTRY.values()) <= {
         "sa_unet_v2",
         "sa_unet",

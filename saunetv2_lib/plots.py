@@ -376,3 +376,32 @@ def validation_curves(histories: Mapping[str, Sequence[Mapping[str, float]]]):
     axes[0].legend(frameon=False, fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def f1_against_steps(
+    series: Mapping[str, Sequence[Mapping[str, float]]], paper_f1: float | None = None
+):
+    """Test F1 (%) against optimizer steps and against training hours, one line per series.
+
+    ``series`` maps a label to points ``{"steps", "hours", "f1"}`` (F1 as a fraction); a series
+    of one point is drawn as a marker. ``paper_f1`` (%) draws the paper's value as a line.
+    """
+    plt = _plt()
+    figure, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    for label, points in series.items():
+        points = sorted(points, key=lambda p: p["steps"])
+        f1 = [100 * p["f1"] for p in points]
+        style = {"marker": "o", "linestyle": "-" if len(points) > 1 else "none"}
+        axes[0].plot([p["steps"] for p in points], f1, label=label, **style)
+        axes[1].plot([p["hours"] for p in points], f1, label=label, **style)
+    for axis, xlabel in zip(
+        axes, ("optimizer steps", "training wall hours (2 CPU cores)"), strict=True
+    ):
+        if paper_f1 is not None:
+            axis.axhline(paper_f1, color="black", linestyle=":", linewidth=1, label="paper")
+        axis.set_xlabel(xlabel)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("test F1 (%), paper protocol")
+    axes[0].legend(frameon=False, fontsize=8)
+    figure.tight_layout()
+    return figure

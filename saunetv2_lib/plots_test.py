@@ -60,11 +60,17 @@ def test_every_plot_draws_a_figure():
             {"model": "b", "role": "design", "params": 16601, "gflops": 2.1, "f1": 0.7},
         ]),
         plots.validation_curves({"a": history, "b": history[:2]}),
+        plots.f1_against_steps({"long": [{"steps": 450, "hours": 0.4, "f1": 0.78},
+                                         {"steps": 900, "hours": 0.8, "f1": 0.8}],
+                                "short": [{"steps": 450, "hours": 1.1, "f1": 0.809}]}, 82.82),
     ]  # fmt: skip
     for figure in figures:
         assert figure.axes and figure.get_size_inches().min() > 1
     lines_axis = figures[2].axes[0]
     assert [t.get_text() for t in lines_axis.get_xticklabels()] == ["0.1", "0.01"]
+    steps_axis, hours_axis = figures[-1].axes
+    assert [len(line.get_xdata()) for line in steps_axis.get_lines()] == [2, 1, 2]  # + paper line
+    assert list(hours_axis.get_lines()[0].get_xdata()) == [0.4, 0.8]
     plt.close("all")
 
 

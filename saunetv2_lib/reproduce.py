@@ -366,7 +366,8 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
         "the shipped DRIVE weights ran the paper's 150-epoch schedule on 2 CPU cores with "
         "on-the-fly augmentation: 18 training images, batch 8, 450 optimizer steps in all, about "
         "13x fewer than the paper's offline 13x-augmented set; validation loss was still falling "
-        "at the end (learning rate never reduced). Longer training is the planned fix (issue #4)."
+        "at the end (learning rate never reduced). The paper-scale run (`saunetv2 campaign`, "
+        "campaign `paper`) is in progress; notebook 4 shows its test F1 against optimizer steps."
     ),
     ("Table 1B", "SA-UNetv2"): "the same DRIVE weights as Table 1A; see that row's diagnosis.",
 }
