@@ -48,6 +48,7 @@ LOG_FILE = "campaign.log"
 SEGMENTS_FILE = "segments.json"
 MILESTONES_FILE = "milestones.json"
 RESULT_FILE = "result.json"
+KILLED = "killed: closed when the next session started"
 # What a fresh machine needs to continue a run (resume/ holds the files state.json names).
 PACKED_FILES = ("config.json", "history.csv", "best.keras", SEGMENTS_FILE, MILESTONES_FILE)
 
@@ -416,7 +417,18 @@ def run_campaign(
                 f"{before.get('completed_epochs', 0) + 1}/{config.epochs} "
                 f"({config.precision}, group norm {config.group_norm_statistics})"
             )
-            started, wall_before = _now(), float(before.get("wall_time_s", 0.0))
+            run_dir.mkdir(parents=True, exist_ok=True)
+            _close_segment(run_dir, KILLED)
+            segments = _read_json(run_dir / SEGMENTS_FILE, [])
+            opened = {
+                "started": _now(),
+                "ended": None,
+                "epochs": [before.get("completed_epochs", 0), None],
+                "steps": [before.get("optimizer_iterations", 0), None],
+                "wall_time_before_s": float(before.get("wall_time_s", 0.0)),
+                **_precision_note(config),
+            }
+            _write_json(run_dir / SEGMENTS_FILE, [*segments, opened])
             result = train(
                 config,
                 run_dir,
@@ -426,21 +438,7 @@ def run_campaign(
                 milestone_steps=spec.milestone_steps,
             )
             after = run_state(run_dir) or {}
-            segment = {
-                "started": started,
-                "ended": _now(),
-                "epochs": [before.get("completed_epochs", 0), after.get("completed_epochs", 0)],
-                "steps": [
-                    before.get("optimizer_iterations", 0),
-                    after.get("optimizer_iterations", 0),
-                ],
-                "wall_time_s": float(after.get("wall_time_s", 0.0)) - wall_before,
-                "load_average": _load_average(),
-                **_precision_note(config),
-            }
-            if segment["epochs"][1] > segment["epochs"][0]:
-                segments = _read_json(run_dir / SEGMENTS_FILE, [])
-                _write_json(run_dir / SEGMENTS_FILE, [*segments, segment])
+            _close_segment(run_dir, "paused at the deadline" if after.get("paused") else "returned")
             scored = score_milestones(spec, run_dir)
             for row in scored:
                 log(
@@ -456,6 +454,40 @@ def run_campaign(
                 break
         log("campaign: stopped")
     return [run_status(spec, runs_root / spec.name) for spec in selected]
+
+
+def _close_segment(run_dir: Path, ended_by: str) -> None:
+    """Complete the open (last) entry of ``segments.json`` from the run's saved state.
+
+    A session opens its segment before training and closes it afterwards; one that was killed
+    leaves it open, and the next session closes it from ``resume/state.json`` (the last
+    completed epoch; its modification time stands for the end). A segment in which no epoch
+    completed is dropped.
+    """
+    path = run_dir / SEGMENTS_FILE
+    segments = _read_json(path, [])
+    if not segments or segments[-1]["epochs"][1] is not None:
+        return
+    segment, state_path = segments[-1], run_dir / "resume" / "state.json"
+    state = run_state(run_dir) or {}
+    done = int(state.get("completed_epochs", 0))
+    if done <= segment["epochs"][0]:
+        _write_json(path, segments[:-1])
+        return
+    if ended_by == KILLED:  # the last saved epoch is the last sign of life
+        ended = _dt.datetime.fromtimestamp(state_path.stat().st_mtime, _dt.timezone.utc)
+        end = ended.isoformat(timespec="seconds")
+    else:
+        end = _now()
+    segment.update(
+        ended=end,
+        ended_by=ended_by,
+        epochs=[segment["epochs"][0], done],
+        steps=[segment["steps"][0], int(state.get("optimizer_iterations", 0))],
+        wall_time_s=float(state.get("wall_time_s", 0.0)) - segment["wall_time_before_s"],
+        load_average=_load_average(),
+    )
+    _write_json(path, segments)
 
 
 def _load_average() -> float | None:

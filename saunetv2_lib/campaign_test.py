@@ -176,4 +176,7 @@ def test_a_killed_campaign_loses_at_most_the_epoch_in_progress(tmp_path, synthet
     epochs = [line.split(",")[0] for line in (runs / "tiny" / "history.csv").read_text().split()]
     assert epochs[1:] == ["0", "1", "2", "3"]  # every epoch exactly once
     segments = json.loads((runs / "tiny" / "segments.json").read_text())
-    assert segments[-1]["epochs"] == [killed_at, 4]
+    # The killed session's segment is closed from its last saved epoch when the next one starts.
+    assert [s["epochs"] for s in segments] == [[0, killed_at], [killed_at, 4]]
+    assert segments[0]["ended_by"] == campaigns.KILLED and segments[0]["wall_time_s"] > 0
+    assert segments[1]["ended_by"] == "returned" and segments[1]["steps"] == [4 * killed_at, 16]

@@ -125,8 +125,8 @@ def test_official_recipe_warms_up_on_one_image_then_times_the_whole_set():
 
     images = np.zeros((5, 16, 16, 3), np.float32)
     timing = companion.official_recipe_seconds(Fake(), images)
-    assert calls == [(1, 16, 16, 3), (5, 16, 16, 3)]
-    assert timing["images"] == 5
+    assert calls == [(1, 16, 16, 3), (5, 16, 16, 3), (5, 16, 16, 3)]
+    assert timing["images"] == 5 and timing["repeat_seconds_per_image"] >= 0
     assert timing["seconds_per_image"] == pytest.approx(timing["total_s"] / 5)
 
 

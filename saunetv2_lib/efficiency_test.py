@@ -169,3 +169,36 @@ def test_isolated_memory_runs_in_a_fresh_process():
 def test_isolated_memory_reports_a_failing_child():
     result = efficiency.isolated_memory("no_such_model", "keras", 32)
     assert "memory_error" in result and "exit 1" in result["memory_error"]
+
+
+def test_paper_timing_report_is_found_and_its_diagnosis_computed(tmp_path):
+    from saunetv2_lib.efficiency import latest_paper_timing, paper_timing_markdown
+
+    assert latest_paper_timing(tmp_path) is None
+
+    def row(model, paper_ratio, steady, first, repeat):  # noqa: E306
+        return {"model": model, "paper_ratio": paper_ratio, "steady_ratio": steady / 0.2,
+                "recipe_ratio": first / 0.5, "steady_state": {"median": steady},
+                "official_recipe": {"seconds_per_image": first, "repeat_seconds_per_image": repeat}}  # fmt: skip
+
+    report = {
+        "measured": "2026-12-02T06:34+00:00",
+        "images": 20,
+        "rows": [
+            row("sa_unet_v2", 1.0, 0.2, 0.5, 0.25),
+            row("unet", 3.33, 0.7, 1.0, 0.8),
+            row("attention_unet", 8.15, 2.2, 4.0, 2.5),
+        ],  # fmt: skip
+        "fit_steady": {"intercept_s": 0.5, "slope": 3.28, "r2": 0.995},
+        "fit_recipe": {"intercept_s": 0.6, "slope": 1.77, "r2": 0.97},
+    }
+    (tmp_path / "20260101T0000Z_paper_timing.json").write_text("{}")
+    (tmp_path / "20261202T0634Z_paper_timing.json").write_text(__import__("json").dumps(report))
+    assert latest_paper_timing(tmp_path) == report  # the newest by its name
+    text = paper_timing_markdown(report)
+    assert "a = 0.50 s and b = 3.28 (R² = 0.995)" in text
+    assert "U-Net 3.3× and Attention U-Net 8.2×" in text and "3.5× and 11.0×" in text
+    assert "0.50 s per image instead of 0.20 s (+0.30 s)" in text
+    assert "paid once" in text  # 0.25 s repeated: most of the extra went with the first call
+    report["rows"][0]["official_recipe"]["repeat_seconds_per_image"] = 0.45
+    assert "stays" in paper_timing_markdown(report)
