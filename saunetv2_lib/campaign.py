@@ -67,6 +67,8 @@ class RunSpec:
             ``{"bce_weight": 1.0, "mcc_weight": 0.0, "seed": 7}``.
         milestone_steps: optimizer steps at which a checkpoint is kept and scored.
         ship_as: shipped-weights name this run is meant to become (``None``: not shipped).
+        configuration: what the run is one seed of (runs declared with ``"seeds"`` share it);
+            defaults to ``name``.
     """
 
     name: str
@@ -77,6 +79,7 @@ class RunSpec:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     milestone_steps: tuple[int, ...] = ()
     ship_as: str | None = None
+    configuration: str | None = None
 
     def config(self):
         """The run's :class:`~saunetv2_lib.training.TrainConfig`."""
@@ -160,12 +163,24 @@ def load_campaign(name: str = "paper") -> Campaign:
     known = {f.name for f in dataclasses.fields(RunSpec)}
     runs = []
     for raw in entry["runs"]:
-        unknown = sorted(set(raw) - known)
+        unknown = sorted(set(raw) - known - {"seeds"})
         if unknown:
             raise ValueError(f"campaign {name!r}, run {raw.get('name')!r}: unknown keys {unknown}.")
-        spec = RunSpec(**{**raw, "milestone_steps": tuple(raw.get("milestone_steps", ()))})
-        spec.config()  # fail here, with the profile's message, rather than hours later
-        runs.append(spec)
+        raw = {**raw, "milestone_steps": tuple(raw.get("milestone_steps", ()))}
+        seeds = raw.pop("seeds", None)
+        # "seeds": [1, 2, 3] declares one run per seed, named <name>_s<seed>.
+        expanded = (
+            [RunSpec(**raw)]
+            if seeds is None
+            else [
+                RunSpec(**{**raw, "name": f"{raw['name']}_s{seed}", "configuration": raw["name"],
+                           "overrides": {**raw.get("overrides", {}), "seed": int(seed)}})
+                for seed in seeds
+            ]
+        )  # fmt: skip
+        for spec in expanded:
+            spec.config()  # fail here, with the profile's message, rather than hours later
+        runs.extend(expanded)
     names = [spec.name for spec in runs]
     if len(set(names)) != len(names):
         raise ValueError(f"campaign {name!r} declares a run name twice: {names}.")

@@ -60,6 +60,21 @@ def test_paper_campaign_declares_drive_then_stare_at_the_papers_scale():
     assert (drive.ship_as, stare.ship_as) == ("drive", "stare")
 
 
+def test_ablation_campaign_expands_three_seeds_per_configuration_on_one_budget():
+    ablation = campaigns.load_campaign("ablation")
+    configurations = list(dict.fromkeys(spec.configuration for spec in ablation.runs))
+    assert configurations[:5] == [
+        "t3_sa_unet_bn_relu", "t3_gn_silu", "t3_compressed", "t3_plain_sa", "t3_csa_bce"
+    ]  # fmt: skip
+    assert len(ablation.runs) == 3 * len(configurations)
+    first = ablation.run("t3_sa_unet_bn_relu_s2")
+    assert first.configuration == "t3_sa_unet_bn_relu" and first.config().seed == 2
+    assert (first.config().bce_weight, first.config().mcc_weight) == (1.0, 0.0)
+    budgets = {(s.config().epochs * s.steps_per_epoch(), s.config().side) for s in ablation.runs}
+    assert budgets == {(300, 592)}  # one budget: 300 optimizer steps on whole images
+    assert ablation.run("t3_compressed_s1").config().model_kwargs == {"skip": "none"}
+
+
 def test_selection_by_name_and_shards_cover_every_run_once(tmp_path):
     specs = tuple(_tiny_spec(tmp_path, name=f"r{i}") for i in range(5))
     campaign = Campaign("test", specs)
