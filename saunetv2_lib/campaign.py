@@ -253,8 +253,9 @@ def run_status(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
 
 def format_status(rows: Sequence[Mapping[str, Any]]) -> str:
     """The status rows as an aligned text table."""
+    width = max([len("run"), *(len(row["run"]) for row in rows)])
     header = (
-        f"{'run':<14} {'status':<13} {'epochs':>9} {'steps':>13} {'best val':>9} "
+        f"{'run':<{width}} {'status':<13} {'epochs':>9} {'steps':>13} {'best val':>9} "
         f"{'wall h':>7} {'s/image':>8} {'h left':>7}"
     )
     lines = [header, "-" * len(header)]
@@ -263,7 +264,7 @@ def format_status(rows: Sequence[Mapping[str, Any]]) -> str:
         pace = "" if row["s_per_image"] is None else f"{row['s_per_image']:.3f}"
         left = "" if row["hours_left"] is None else f"{row['hours_left']:.1f}"
         lines.append(
-            f"{row['run']:<14} {row['status']:<13} "
+            f"{row['run']:<{width}} {row['status']:<13} "
             f"{row['epochs_done']:>4}/{row['epochs_total']:<4} "
             f"{row['steps_done']:>6}/{row['steps_total']:<6} {best:>9} "
             f"{row['wall_time_s'] / 3600:>7.2f} {pace:>8} {left:>7}"

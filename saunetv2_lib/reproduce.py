@@ -313,8 +313,9 @@ def render_site(project: str | Path, renderer: str = "auto") -> str:
     """Render the website of ``project`` (a folder with ``_quarto.yml``) without executing code.
 
     ``renderer="auto"`` uses ``quarto render --no-execute`` when ``quarto`` is on ``PATH`` and the
-    offline smalldocs otherwise; ``"quarto"`` or ``"smalldocs"`` force one. Returns the name of
-    the renderer used. Raises ``RuntimeError`` with the renderer's message when it fails.
+    offline smalldocs otherwise; ``"quarto"`` or ``"smalldocs"`` force one. Either way the maths
+    is then typeset to MathML in the pages (no CDN needed). Returns the name of the renderer
+    used. Raises ``RuntimeError`` with the renderer's message when it fails.
     """
     project = Path(project)
     if not (project / "_quarto.yml").is_file():
@@ -330,6 +331,7 @@ def render_site(project: str | Path, renderer: str = "auto") -> str:
         )
         if done.returncode:
             raise RuntimeError(f"quarto render failed:\n{done.stderr[-3000:]}")
+        _typeset_math(project)
         return "quarto"
     from smalldocs.config import BuildError, ConfigError
     from smalldocs.site import build
@@ -338,7 +340,20 @@ def render_site(project: str | Path, renderer: str = "auto") -> str:
         build(project, quiet=True)
     except (BuildError, ConfigError) as error:
         raise RuntimeError(f"smalldocs could not render {project}: {error}") from None
+    _typeset_math(project)
     return "smalldocs"
+
+
+def _typeset_math(project: Path) -> None:
+    """Maths as MathML at build time (:mod:`saunetv2_lib.sitemath`): pages read offline."""
+    from saunetv2_lib.sitemath import typeset_site
+
+    problems = typeset_site(project / "_site")
+    if problems:
+        listed = "; ".join(
+            f"{page}: {', '.join(tex[:40] for tex in texs)}" for page, texs in problems.items()
+        )
+        raise RuntimeError(f"maths that latex2mathml cannot typeset: {listed}")
 
 
 # ------------------------------------------------------------------------ paper vs reproduced

@@ -124,6 +124,17 @@ def test_every_page_loads_and_every_image_decodes(site, server):
                 assert images, f"{relative} shows no figure"
             title = page.title()
             assert title, f"{relative} has no title"
+            # Maths is MathML typeset at build time: no raw TeX delimiters in the visible text.
+            text = page.inner_text("body")
+            raw = [d for d in ("\\(", "\\[", "$$") if d in text]
+            problems += [f"{relative}: raw maths delimiter {d!r} in the text" for d in raw]
+            if relative == "notebooks/03_loss.html":
+                sizes = page.eval_on_selector_all(
+                    "math", "ms => ms.map(m => m.getBoundingClientRect().width)"
+                )
+                assert len(sizes) >= 10, f"the Loss page shows {len(sizes)} formulas"
+                assert all(width > 0 for width in sizes), "a formula was not laid out"
+                page.screenshot(path=str(SCREENSHOTS / "03_loss_full.png"), full_page=True)
             shot = SCREENSHOTS / (relative.replace("/", "_").removesuffix(".html") + ".png")
             page.screenshot(path=str(shot), full_page=False)
         browser.close()
