@@ -209,14 +209,18 @@ def notebook_parameters(
 
 
 def _relative_metadata(path: Path, where: Layout, parameters: dict[str, Any]) -> None:
-    """Record repository-relative paths in the executed notebook (papermill stores absolute ones)."""
+    """Record repository-relative paths in the executed notebook (papermill stores absolute ones),
+    and its provenance (:func:`saunetv2_lib.sitepages.record_provenance`)."""
     import nbformat
+
+    from saunetv2_lib.sitepages import provenance, record_provenance
 
     notebook = nbformat.read(path, as_version=4)
     meta = notebook.metadata.get("papermill", {})
     meta["input_path"] = os.path.relpath(where.source_dir / path.name, where.root)
     meta["output_path"] = os.path.relpath(path, where.root)
     meta["parameters"] = parameters
+    record_provenance(notebook, provenance(where.root, where.profile, parameters.get("data_root")))
     nbformat.write(notebook, path)
 
 
@@ -345,9 +349,12 @@ def render_site(project: str | Path, renderer: str = "auto") -> str:
 
 
 def _typeset_math(project: Path) -> None:
-    """Maths as MathML at build time (:mod:`saunetv2_lib.sitemath`): pages read offline."""
+    """Finish the rendered pages: notebook links and provenance (:mod:`saunetv2_lib.sitepages`),
+    maths as MathML at build time (:mod:`saunetv2_lib.sitemath`), so pages read offline."""
     from saunetv2_lib.sitemath import typeset_site
+    from saunetv2_lib.sitepages import decorate_site
 
+    decorate_site(project)  # the .ipynb, a Colab link and the provenance on each notebook page
     problems = typeset_site(project / "_site")
     if problems:
         listed = "; ".join(

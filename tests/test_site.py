@@ -122,6 +122,15 @@ def test_every_page_loads_and_every_image_decodes(site, server):
             ]
             if relative.startswith("notebooks/"):
                 assert images, f"{relative} shows no figure"
+                # Each notebook page links its .ipynb (served with the site) and says what
+                # produced it; papermill's injected parameters cell is hidden.
+                download = page.get_attribute(".notebook-links a[download]", "href")
+                assert download and download.endswith(".ipynb"), f"{relative}: no .ipynb link"
+                folder = relative.rsplit("/", 1)[0]
+                fetched = page.request.get(f"{server}/{folder}/{download}")
+                assert fetched.status == 200 and fetched.json()["cells"], download
+                assert "Produced by the" in page.inner_text(".provenance"), relative
+                assert "# Parameters" not in page.inner_text("body"), relative
             title = page.title()
             assert title, f"{relative} has no title"
             # Maths is MathML typeset at build time: no raw TeX delimiters in the visible text.
