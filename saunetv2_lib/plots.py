@@ -235,23 +235,31 @@ def qualitative(
 
 
 def per_image(values: Mapping[str, Sequence[float]], metric: str = "F1 (%)", reference=None):
-    """Box plot with the individual images as dots, one box per label; ``reference`` draws lines.
+    """Per-image scores as a box per label with every image as a dot (seaborn box + swarm).
 
-    ``reference`` maps a label (e.g. ``"paper mean"``) to a value drawn as a horizontal line.
+    ``values`` maps a label to its per-image values; ``reference`` maps a label (e.g.
+    ``"paper mean"``) to a value drawn as a horizontal line. The swarm places the dots
+    deterministically, so the figure is reproducible.
     """
+    import pandas as pd
+    import seaborn as sns
+
     plt = _plt()
+    frame = pd.DataFrame(
+        [(label, float(v)) for label, points in values.items() for v in points],
+        columns=["label", metric],
+    )
     figure, axis = plt.subplots(figsize=(1.8 + 1.6 * len(values), 3.6))
-    labels = list(values)
-    data = [np.asarray(values[k], dtype=float) for k in labels]
-    axis.boxplot(data, showfliers=False)
-    axis.set_xticks(range(1, len(labels) + 1), labels)
-    rng = np.random.default_rng(0)  # fixed jitter so the figure is reproducible
-    for index, points in enumerate(data, 1):
-        axis.plot(index + rng.uniform(-0.12, 0.12, len(points)), points, "o", alpha=0.6, ms=4)
+    sns.boxplot(data=frame, x="label", y=metric, ax=axis, showfliers=False, color="0.9", width=0.5)
+    sns.swarmplot(data=frame, x="label", y=metric, ax=axis, hue="label", size=4, alpha=0.8,
+                  legend=False)  # fmt: skip
     for label, value in (reference or {}).items():
         axis.axhline(value, linestyle="--", linewidth=1, color="gray")
-        axis.text(0.55, value, f" {label}", va="bottom", fontsize=8, color="gray")
-    axis.set_ylabel(metric)
+        axis.text(-0.45, value, f" {label}", va="bottom", fontsize=8, color="gray")
+    if reference:  # room above the highest line for its label
+        low, high = axis.get_ylim()
+        axis.set_ylim(low, max(high, max(reference.values()) + 0.06 * (high - low)))
+    axis.set_xlabel("")
     axis.grid(alpha=0.3, axis="y")
     figure.tight_layout()
     return figure
