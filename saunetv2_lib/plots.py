@@ -413,3 +413,51 @@ def f1_against_steps(
     axes[0].legend(frameon=False, fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def configuration_intervals(
+    rows: Sequence[Mapping[str, Any]],
+    per_seed: Mapping[str, Sequence[float]] | None = None,
+    paper: Mapping[str, float] | None = None,
+    metric: str = "F1 (%)",
+    scale: float = 100.0,
+):
+    """Each configuration's mean with its intervals over seeds and test images, paper marked.
+
+    ``rows`` are :func:`saunetv2_lib.claims.claims_table` rows (fractions, multiplied by
+    ``scale``): the thick bar is the t-interval over seeds, the thin one the bootstrap interval
+    over images. ``per_seed`` (``{configuration: per-seed means}``) adds each seed as a dot
+    (seaborn strip plot); ``paper`` marks the paper's value of a configuration with a cross.
+    """
+    import pandas as pd
+    import seaborn as sns
+
+    plt = _plt()
+    names = [row["configuration"] for row in rows]
+    figure, axis = plt.subplots(figsize=(7.5, 0.6 + 0.55 * len(rows)))
+    positions = np.arange(len(rows))
+    for y, row in zip(positions, rows, strict=True):
+        axis.plot([scale * row["image_low"], scale * row["image_high"]], [y, y], color="0.6", lw=1)
+        if np.isfinite(row["seed_low"]):
+            axis.plot([scale * row["seed_low"], scale * row["seed_high"]], [y, y], color="C0", lw=4,
+                      solid_capstyle="butt")  # fmt: skip
+        axis.plot(scale * row["mean"], y, "o", color="C0", ms=6, zorder=3)
+    if per_seed:
+        frame = pd.DataFrame([(name, scale * v) for name in names for v in per_seed.get(name, [])],
+                             columns=["configuration", metric])  # fmt: skip
+        frame["y"] = frame["configuration"].map({n: i for i, n in enumerate(names)})
+        sns.stripplot(data=frame, x=metric, y="y", orient="h", native_scale=True, ax=axis,
+                      color="0.2", size=3, jitter=False, zorder=4)  # fmt: skip
+    for name, value in (paper or {}).items():
+        if name in names:
+            axis.plot(value, names.index(name), "x", color="C3", ms=8, mew=2, zorder=5,
+                      label="paper" if name == next(iter(paper)) else None)  # fmt: skip
+    axis.set_yticks(positions, names)
+    axis.invert_yaxis()
+    axis.set_xlabel(metric)
+    axis.set_ylabel("")
+    axis.grid(alpha=0.3, axis="x")
+    if paper:
+        axis.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.tight_layout()
+    return figure

@@ -63,14 +63,22 @@ def test_every_plot_draws_a_figure():
         plots.f1_against_steps({"long": [{"steps": 450, "hours": 0.4, "f1": 0.78},
                                          {"steps": 900, "hours": 0.8, "f1": 0.8}],
                                 "short": [{"steps": 450, "hours": 1.1, "f1": 0.809}]}, 82.82),
+        plots.configuration_intervals(
+            [{"configuration": "a", "mean": 0.80, "seed_low": 0.79, "seed_high": 0.81,
+              "image_low": 0.78, "image_high": 0.82},
+             {"configuration": "b", "mean": 0.81, "seed_low": float("nan"),
+              "seed_high": float("nan"), "image_low": 0.80, "image_high": 0.82}],
+            per_seed={"a": [0.79, 0.80, 0.81]}, paper={"a": 82.2, "b": 82.7}),
     ]  # fmt: skip
     for figure in figures:
         assert figure.axes and figure.get_size_inches().min() > 1
     lines_axis = figures[2].axes[0]
     assert [t.get_text() for t in lines_axis.get_xticklabels()] == ["0.1", "0.01"]
-    steps_axis, hours_axis = figures[-1].axes
+    steps_axis, hours_axis = figures[-2].axes
     assert [len(line.get_xdata()) for line in steps_axis.get_lines()] == [2, 1, 2]  # + paper line
     assert list(hours_axis.get_lines()[0].get_xdata()) == [0.4, 0.8]
+    intervals = figures[-1].axes[0]
+    assert [t.get_text() for t in intervals.get_yticklabels()] == ["a", "b"]
     plt.close("all")
 
 
