@@ -130,6 +130,9 @@ def test_run_pauses_at_the_deadline_packs_restores_on_a_fresh_machine_and_finish
     assert [s["epochs"] for s in segments] == [[0, 1], [1, 3]]
     scored = json.loads((runs / "tiny" / "milestones.json").read_text())
     assert sorted({m["milestone"] for m in scored}) == [4, 8]
+    # Step 4 was kept on the first machine; the second never re-keeps it with later weights.
+    assert not (runs / "tiny" / "milestones" / "step_000004.json").exists()
+    assert json.loads((runs / "tiny" / "milestones" / "step_000008.json").read_text())["steps"] == 8
 
     payload = campaigns.pack_campaign(campaign, runs, packed, bundle=bundle)
     result = payload["runs"]["tiny"]["result"]

@@ -349,8 +349,10 @@ class StepCheckpoints(keras.callbacks.Callback):
     writes into ``directory``: ``step_SSSSSS.weights.h5`` (the current weights, float32),
     ``step_SSSSSS_best.weights.h5`` (the best checkpoint so far, the paper's rule: what a run
     stopped here would ship) and ``step_SSSSSS.json`` (``milestone``, ``steps``, ``epoch``
-    (1-based), ``best_epoch``, ``wall_time_s`` of the run so far). Steps whose ``.json`` exists
-    are done; a resumed run continues with the rest. Place it after :class:`BestCheckpoint`.
+    (1-based), ``best_epoch``, ``wall_time_s`` of the run so far). Only the steps this session
+    crosses are kept (those before its first step belong to earlier sessions). Place it after
+    :class:`BestCheckpoint` and before :class:`ResumeState`, whose ``on_train_begin`` restores
+    nothing this callback reads (the optimizer's iteration count is loaded before ``fit``).
     """
 
     def __init__(
@@ -371,12 +373,19 @@ class StepCheckpoints(keras.callbacks.Callback):
     def stem(step: int) -> str:
         return f"step_{int(step):06d}"
 
+    def on_train_begin(self, logs=None):
+        # Steps passed in earlier sessions were kept then (on another machine, perhaps); only
+        # the ones this session crosses are due, so a resumed run never keeps later weights
+        # under an earlier step.
+        self.first_iteration = int(self.model.optimizer.iterations.numpy())
+
     def on_epoch_end(self, epoch, logs=None):
         iterations = int(self.model.optimizer.iterations.numpy())
         due = [
             s
             for s in self.steps
-            if s <= iterations and not (self.directory / f"{self.stem(s)}.json").exists()
+            if self.first_iteration < s <= iterations
+            and not (self.directory / f"{self.stem(s)}.json").exists()
         ]
         if not due:
             return
