@@ -82,25 +82,21 @@ def image_bootstrap_interval(
     mean = float(per_image.mean())
     if len(per_image) < 2 or np.all(per_image == per_image[0]):
         return {"mean": mean, "low": mean, "high": mean, "images": len(per_image)}
-    result = stats.bootstrap(
-        (per_image,),
-        np.mean,
-        confidence_level=confidence,
-        n_resamples=resamples,
-        method="BCa",
-        rng=np.random.default_rng(seed),
-    )
-    low, high = result.confidence_interval
-    if not (np.isfinite(low) and np.isfinite(high)):
+
+    def interval(method: str) -> tuple[float, float]:
         result = stats.bootstrap(
             (per_image,),
             np.mean,
             confidence_level=confidence,
             n_resamples=resamples,
-            method="percentile",
+            method=method,
             rng=np.random.default_rng(seed),
         )
-        low, high = result.confidence_interval
+        return result.confidence_interval
+
+    low, high = interval("BCa")
+    if not (np.isfinite(low) and np.isfinite(high)):
+        low, high = interval("percentile")
     return {"mean": mean, "low": float(low), "high": float(high), "images": len(per_image)}
 
 

@@ -8,11 +8,9 @@ dependencies lazily so that ``saunetv2 --help`` is instant.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import os
 import sys
-from collections.abc import Iterator
 
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES = [
@@ -43,28 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _native_start_up_silenced() -> Iterator[None]:
-    """Keep TensorFlow's C++ start-up lines (absl, oneDNN) off the terminal.
-
-    They are written straight to file descriptor 2 while TensorFlow is imported, which
-    ``TF_CPP_MIN_LOG_LEVEL`` does not stop. Python errors still raise after the block.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _native_start_up_silenced():
+    from saunetv2_lib.quiet import native_stderr_silenced
+
+    with native_stderr_silenced():
         import keras  # noqa: F401  (imports the backend once, quietly; commands reuse it)
 
         parser = build_parser()

@@ -10,15 +10,13 @@ committed ``figures/``.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
 import os
 import platform
-import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +26,13 @@ FIGURES_ENV = "SAUNETV2_FIGURES_DIR"
 PNG_DPI = 110
 
 
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silence the process's standard error (file descriptor 2) inside the block.
+def quiet_stderr():
+    """Silence file descriptor 2 inside a ``with`` block: TensorFlow's C++ start-up lines (absl,
+    oneDNN), which ``TF_CPP_MIN_LOG_LEVEL`` does not stop, stay out of the rendered pages.
+    See :func:`saunetv2_lib.quiet.native_stderr_silenced`."""
+    from saunetv2_lib.quiet import native_stderr_silenced
 
-    TensorFlow's C++ runtime writes start-up lines (absl, oneDNN) straight to the descriptor
-    while it is imported, which ``TF_CPP_MIN_LOG_LEVEL`` does not stop; wrapped around the imports
-    of a notebook, this keeps them out of the rendered pages. Python-level errors still raise.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+    return native_stderr_silenced()
 
 
 def output_dir(figures_dir: str | Path) -> Path:

@@ -9,11 +9,7 @@ if [ ! -x .venv/bin/jupyter ]; then
     bash scripts/setup.sh
 fi
 export TF_CPP_MIN_LOG_LEVEL=2
-export SAUNETV2_DATA="${SAUNETV2_DATA:-$(cd .. && pwd)/shared/data}"
-if [ ! -d "$SAUNETV2_DATA" ]; then
-    echo "note: $SAUNETV2_DATA does not exist; the notebooks fall back to their synthetic DRIVE" >&2
-    unset SAUNETV2_DATA
-fi
+source scripts/_data_root.sh
 ROOT_FLAG=()
 if [ "$(id -u)" = 0 ]; then
     ROOT_FLAG=(--allow-root)  # containers and CI run as root
