@@ -69,6 +69,8 @@ class RunSpec:
         ship_as: shipped-weights name this run is meant to become (``None``: not shipped).
         configuration: what the run is one seed of (runs declared with ``"seeds"`` share it);
             defaults to ``name``.
+        keep_previous_as: when shipping replaces ``ship_as``, the weights shipped before are
+            kept under this name (e.g. ``"drive_450steps"``) so the two schedules stay comparable.
     """
 
     name: str
@@ -80,6 +82,7 @@ class RunSpec:
     milestone_steps: tuple[int, ...] = ()
     ship_as: str | None = None
     configuration: str | None = None
+    keep_previous_as: str | None = None
 
     def config(self):
         """The run's :class:`~saunetv2_lib.training.TrainConfig`."""
@@ -759,3 +762,44 @@ def card_point(card: Mapping[str, Any]) -> dict:
         "f1": paper_row(card)["f1"],
         "epoch": card["epochs_run"],
     }
+
+
+def ship_campaign_run(
+    spec: RunSpec, runs_root: Path | str = RUNS_ROOT, directory: Path | str | None = None
+) -> dict[str, Any]:
+    """Ship a finished run as ``spec.ship_as``; returns the new model card.
+
+    The weights shipped under that name before are first kept as ``spec.keep_previous_as``
+    (when declared and not kept yet). The card gets the campaign's record beside the usual
+    training summary: every training segment (machine, precision, wall time), the optimizer
+    steps and the scored milestones.
+    """
+    from saunetv2_lib.weights import WEIGHTS_DIR, keep_as
+    from saunetv2_lib.weights_cli import ship_run
+
+    run_dir = Path(runs_root) / spec.name
+    status = run_status(spec, run_dir)
+    if status["status"] not in ("finished", "stopped early"):
+        raise ValueError(
+            f"{spec.name} is {status['status']} ({status['epochs_done']} of "
+            f"{status['epochs_total']} epochs); only a finished run is shipped."
+        )
+    if not spec.ship_as:
+        raise ValueError(f"{spec.name} declares no ship_as name.")
+    folder = Path(directory) if directory is not None else WEIGHTS_DIR
+    if (
+        spec.keep_previous_as
+        and (folder / f"{spec.ship_as}.keras").is_file()
+        and not (folder / f"{spec.keep_previous_as}.keras").exists()
+    ):
+        keep_as(spec.ship_as, spec.keep_previous_as, folder)
+    record = {
+        "campaign_run": spec.name,
+        "optimizer_steps": status["steps_done"],
+        "segments": _read_json(run_dir / SEGMENTS_FILE, []),
+        "milestones": [
+            {k: v for k, v in m.items() if k != "per_image_f1"}
+            for m in _read_json(run_dir / MILESTONES_FILE, [])
+        ],
+    }
+    return ship_run(run_dir, spec.ship_as, directory=folder, extra={"campaign": record})

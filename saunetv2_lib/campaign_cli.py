@@ -7,11 +7,13 @@ Examples::
     saunetv2 campaign run --only stare_paper --hours 10  # one run (e.g. one job of an array)
     saunetv2 campaign run --shard 2/2                    # every second run, from the second
     saunetv2 campaign pack                               # before a stop: commit campaigns/ and results/
+    saunetv2 campaign ship --only drive_paper            # a finished run becomes weights/drive.keras
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def _campaign(args: argparse.Namespace) -> int:
@@ -36,6 +38,17 @@ def _campaign(args: argparse.Namespace) -> int:
             chosen, args.hours, only, args.shard, runs_root, packed_root, speed=speed
         )
         print(campaigns.format_status(rows))
+    elif args.action == "ship":
+        names = args.only.split(",") if args.only else None
+        for spec in chosen.select(names):
+            if not spec.ship_as:
+                continue
+            status = campaigns.run_status(spec, Path(runs_root) / spec.name)["status"]
+            if status not in ("finished", "stopped early"):
+                print(f"{spec.name}: {status}, not shipped")
+                continue
+            card = campaigns.ship_campaign_run(spec, runs_root)
+            print(f"{spec.name}: shipped as {card['name']} ({card['sha256'][:12]})")
     else:
         payload = campaigns.pack_campaign(chosen, runs_root, packed_root)
         for name, entry in payload["runs"].items():
@@ -57,12 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "resuming each where it stopped; `pack` copies unfinished runs' resume state to "
         "campaigns/ and writes the results bundle.",
     )
-    parser.add_argument("action", choices=("status", "run", "pack"))
+    parser.add_argument("action", choices=("status", "run", "pack", "ship"))
     parser.add_argument("--campaign", default="paper", help="campaign name (default: paper)")
     parser.add_argument(
         "--hours", type=float, default=2.5, help="run: stop before this many hours (default 2.5)"
     )
-    parser.add_argument("--only", help="run: comma-separated run names")
+    parser.add_argument("--only", help="run, ship: comma-separated run names")
     parser.add_argument("--shard", help="run: K/N, every N-th run from the K-th (job arrays)")
     parser.add_argument(
         "--precision",

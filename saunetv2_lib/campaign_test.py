@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -110,6 +111,8 @@ def test_run_pauses_at_the_deadline_packs_restores_on_a_fresh_machine_and_finish
     assert all(0 <= m["f1"] <= 1 and len(m["per_image_f1"]) == 2 for m in milestones)
     assert "milestone 4 steps" in (runs / "campaign.log").read_text()
 
+    with pytest.raises(ValueError, match="only a finished run is shipped"):
+        campaigns.ship_campaign_run(spec, runs, tmp_path / "weights")
     payload = campaigns.pack_campaign(campaign, runs, packed, bundle=bundle)
     entry = payload["runs"]["tiny"]
     assert "resume/state.json" in entry["packed"] and "best.keras" in entry["packed"]
@@ -140,6 +143,19 @@ def test_run_pauses_at_the_deadline_packs_restores_on_a_fresh_machine_and_finish
     assert any(row["paper"] for row in result["metrics"]) and len(result["per_image"]) == 2
     assert not (packed / "test" / "tiny").exists()  # a finished run leaves only its result
     assert json.loads(bundle.read_text())["runs"]["tiny"]["status"]["status"] == "finished"
+
+    # Shipping keeps what was shipped under the name before, then installs the run with its record.
+    from saunetv2_lib.weights import read_model_card, ship_weights
+
+    weights = tmp_path / "weights"
+    ship_weights(runs / "tiny", "tiny_model", [], directory=weights)  # "the 450-step weights"
+    shipping = dataclasses.replace(spec, ship_as="tiny_model", keep_previous_as="tiny_short")
+    card = campaigns.ship_campaign_run(shipping, runs, weights)
+    assert card["name"] == "tiny_model" and card["campaign"]["optimizer_steps"] == 12
+    assert [s["epochs"] for s in card["campaign"]["segments"]] == [[0, 1], [1, 3]]
+    kept = read_model_card(weights / "tiny_short.keras")
+    assert kept["name"] == "tiny_short" and kept["kept_from"] == "tiny_model"
+    assert kept["metrics"] == [] and any(row["paper"] for row in card["metrics"])
 
 
 def test_two_trainings_never_run_at_once(tmp_path, synthetic_root):

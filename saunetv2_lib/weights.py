@@ -311,3 +311,29 @@ def paper_row(card: Mapping[str, Any]) -> dict[str, Any] | None:
         if row.get("paper"):
             return dict(row)
     return None
+
+
+def keep_as(name: str, new_name: str, directory: str | Path | None = None) -> Path:
+    """Copy shipped weights ``name`` (file and card) to ``new_name``, before a re-ship replaces them.
+
+    The copy's card keeps everything of the original's, with ``name`` set to ``new_name`` and
+    ``kept_from`` naming the original; its file, hash and size are written anew. Refuses to
+    overwrite an existing ``new_name``. Returns the new ``.keras`` path.
+    """
+    import shutil
+
+    folder = Path(directory) if directory is not None else WEIGHTS_DIR
+    source, target = folder / f"{name}.keras", folder / f"{new_name}.keras"
+    if not _is_name(new_name):
+        raise ValueError(
+            f"Weights name must be a plain name like 'drive_450steps', got {new_name!r}."
+        )
+    if not source.is_file() or not card_path_for(source).is_file():
+        raise FileNotFoundError(f"No shipped weights {name!r} in {folder} to keep.")
+    if target.exists() or card_path_for(target).exists():
+        raise FileExistsError(f"{target} exists already; choose another name.")
+    card = json.loads(card_path_for(source).read_text(encoding="utf-8"))
+    shutil.copy2(source, target)
+    card.update(name=new_name, kept_from=name)
+    write_model_card(target, card)
+    return target

@@ -104,3 +104,20 @@ def test_ship_weights_installs_file_and_card(tiny_model_file, tmp_path, monkeypa
 def test_ship_weights_needs_best_keras(tmp_path):
     with pytest.raises(FileNotFoundError, match="no best.keras"):
         weights.ship_weights(tmp_path, "drive", [], directory=tmp_path / "out")
+
+
+def test_keep_as_copies_file_and_card_under_a_new_name_once(tiny_model_file, tmp_path):
+    source, _, _ = tiny_model_file
+    (tmp_path / "drive.keras").write_bytes(source.read_bytes())
+    weights.write_model_card(tmp_path / "drive.keras", {"name": "drive", "epochs_run": 150})
+    kept = weights.keep_as("drive", "drive_450steps", tmp_path)
+    card = json.loads((tmp_path / "drive_450steps.json").read_text())
+    assert kept == tmp_path / "drive_450steps.keras"
+    assert (card["name"], card["kept_from"], card["epochs_run"]) == ("drive_450steps", "drive", 150)
+    assert card["file"] == "drive_450steps.keras" and weights.verify_weights(kept) == card["sha256"]
+    with pytest.raises(FileExistsError, match="exists already"):
+        weights.keep_as("drive", "drive_450steps", tmp_path)
+    with pytest.raises(FileNotFoundError, match="No shipped weights 'stare'"):
+        weights.keep_as("stare", "stare_old", tmp_path)
+    with pytest.raises(ValueError, match="plain name"):
+        weights.keep_as("drive", "a/b", tmp_path)
