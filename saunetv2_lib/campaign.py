@@ -49,6 +49,7 @@ SEGMENTS_FILE = "segments.json"
 MILESTONES_FILE = "milestones.json"
 RESULT_FILE = "result.json"
 KILLED = "killed: closed when the next session started"
+DONE = ("finished", "stopped early")  # the statuses of a run that trains no more
 # What a fresh machine needs to continue a run (resume/ holds the files state.json names).
 PACKED_FILES = ("config.json", "history.csv", "best.keras", SEGMENTS_FILE, MILESTONES_FILE)
 
@@ -152,11 +153,6 @@ def _read_campaigns() -> dict[str, Any]:
     return json.loads(text)
 
 
-def list_campaigns() -> list[str]:
-    """Names of the declared campaigns."""
-    return sorted(_read_campaigns())
-
-
 def load_campaign(name: str = "paper") -> Campaign:
     """The campaign ``name`` from ``configs/campaigns.json``; every run's configuration is checked."""
     declared = _read_campaigns()
@@ -224,7 +220,7 @@ def run_status(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
     state = run_state(run_dir) or {}
     history = _read_history(Path(run_dir) / "history.csv")
     done = int(state.get("completed_epochs", 0))
-    steps_per_epoch = spec.steps_per_epoch()
+    images = spec.images_per_epoch()
     times = [row["epoch_time_s"] for row in history[-5:] if "epoch_time_s" in row]
     epoch_s = sum(times) / len(times) if times else None
     finished = bool(state.get("finished"))
@@ -236,19 +232,19 @@ def run_status(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
         status = "in progress"
     else:
         status = "not started"
-    left = 0 if status in ("finished", "stopped early") else config.epochs - done
+    left = 0 if status in DONE else config.epochs - done
     return {
         "run": spec.name,
         "status": status,
         "epochs_done": done,
         "epochs_total": config.epochs,
         "steps_done": int(state.get("optimizer_iterations", 0)),
-        "steps_total": steps_per_epoch * config.epochs,
+        "steps_total": math.ceil(images / config.batch_size) * config.epochs,
         "best_val": state.get("checkpoint", {}).get("best"),
         "monitor": config.checkpoint_monitor,
         "learning_rate": state.get("plateau", {}).get("learning_rate"),
         "wall_time_s": float(state.get("wall_time_s", 0.0)),
-        "s_per_image": None if epoch_s is None else epoch_s / spec.images_per_epoch(),
+        "s_per_image": None if epoch_s is None else epoch_s / images,
         "epoch_s": epoch_s,
         "hours_left": None if epoch_s is None else left * epoch_s / 3600,
     }
@@ -357,7 +353,8 @@ def restore_packed(spec: RunSpec, campaign: str, runs_root: Path, packed_root: P
     return True
 
 
-def _precision_note(config) -> dict[str, Any]:
+def _segment_machine(config) -> dict[str, Any]:
+    """How a session computed its steps and on what: precision, GN statistics, CPU, versions."""
     from saunetv2_lib.training import environment_info
 
     info = environment_info()
@@ -423,7 +420,7 @@ def run_campaign(
             if restore_packed(spec, campaign.name, runs_root, packed_root):
                 log(f"{spec.name}: restored the packed state from {packed_root / campaign.name}")
             status = run_status(spec, run_dir)
-            if status["status"] in ("finished", "stopped early"):
+            if status["status"] in DONE:
                 log(f"{spec.name}: {status['status']} after {status['epochs_done']} epochs")
                 continue
             if status["epoch_s"] and time.time() + 1.2 * status["epoch_s"] > deadline:
@@ -445,7 +442,7 @@ def run_campaign(
                 "epochs": [before.get("completed_epochs", 0), None],
                 "steps": [before.get("optimizer_iterations", 0), None],
                 "wall_time_before_s": float(before.get("wall_time_s", 0.0)),
-                **_precision_note(config),
+                **_segment_machine(config),
             }
             _write_json(run_dir / SEGMENTS_FILE, [*segments, opened])
             result = train(
@@ -468,7 +465,7 @@ def run_campaign(
                 f"{after.get('optimizer_iterations', 0)} steps, "
                 f"{float(after.get('wall_time_s', 0.0)) / 3600:.2f} h in all"
             )
-            if not after.get("finished") and after.get("paused"):
+            if after.get("paused"):  # paused is never finished (ResumeState)
                 log(f"{spec.name}: paused before the deadline")
                 break
         log("campaign: stopped")
@@ -520,7 +517,13 @@ def _load_average() -> float | None:
 # Scoring
 
 
-def _float32_model(spec: RunSpec, config, weights: Path):
+def _saved_config(spec: RunSpec, run_dir: Path):
+    """The run's configuration with the data root its folder was trained on (``config.json``)."""
+    saved = json.loads((Path(run_dir) / "config.json").read_text("utf-8"))
+    return spec.config().replace(data_root=saved["data_root"])
+
+
+def _float32_model(config, weights: Path):
     """The run's model built in float32 at the dataset side, with ``weights`` loaded."""
     import keras
 
@@ -545,9 +548,7 @@ def score_milestones(
     from saunetv2_lib.evaluation import Protocol, evaluate
 
     run_dir = Path(run_dir)
-    config = spec.config().replace(
-        data_root=json.loads((run_dir / "config.json").read_text())["data_root"]
-    )
+    config = _saved_config(spec, run_dir)
     scored = _read_json(run_dir / MILESTONES_FILE, [])
     done = {(row["milestone"], row["kind"]) for row in scored}
     new = []
@@ -557,7 +558,7 @@ def score_milestones(
             weights = run_dir / "milestones" / f"{record['weights']}{suffix}.weights.h5"
             if (record["milestone"], kind) in done or not weights.is_file():
                 continue
-            model = _float32_model(spec, config, weights)
+            model = _float32_model(config, weights)
             result = evaluate(
                 model,
                 config.dataset,
@@ -596,9 +597,8 @@ def finish_run(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
     if existing is not None:
         return existing
     state = run_state(run_dir) or {}
-    saved = json.loads((run_dir / "config.json").read_text("utf-8"))
-    config = spec.config().replace(data_root=saved["data_root"])
-    model = _float32_model(spec, config, run_dir / "best.keras")
+    config = _saved_config(spec, run_dir)
+    model = _float32_model(config, run_dir / "best.keras")
     scores = score_every_protocol(
         model, config.dataset, config.data_root, anchor=config.anchor, side=config.side
     )
@@ -698,7 +698,7 @@ def pack_campaign(
             "milestones": _read_json(run_dir / MILESTONES_FILE, []),
         }
         entry["configuration"].pop("data_root", None)  # machine-specific
-        if status["status"] in ("finished", "stopped early"):
+        if status["status"] in DONE:
             if score:
                 entry["result"] = finish_run(spec, run_dir)
             shutil.rmtree(packed, ignore_errors=True)
@@ -746,9 +746,10 @@ def progress_points(bundle: Mapping[str, Any], run: str, kind: str = "best") -> 
     ]
     result = entry.get("result")
     if result is not None:
-        paper = next(row for row in result["metrics"] if row.get("paper"))
+        from saunetv2_lib.weights import paper_row
+
         points.append({"steps": result["optimizer_steps"], "hours": result["wall_time_s"] / 3600,
-                       "f1": paper["f1"], "epoch": result["epochs_run"]})  # fmt: skip
+                       "f1": paper_row(result)["f1"], "epoch": result["epochs_run"]})  # fmt: skip
     return sorted(points, key=lambda p: p["steps"])
 
 
@@ -779,7 +780,7 @@ def ship_campaign_run(
 
     run_dir = Path(runs_root) / spec.name
     status = run_status(spec, run_dir)
-    if status["status"] not in ("finished", "stopped early"):
+    if status["status"] not in DONE:
         raise ValueError(
             f"{spec.name} is {status['status']} ({status['epochs_done']} of "
             f"{status['epochs_total']} epochs); only a finished run is shipped."
@@ -803,3 +804,31 @@ def ship_campaign_run(
         ],
     }
     return ship_run(run_dir, spec.ship_as, directory=folder, extra={"campaign": record})
+
+
+def progress_markdown(
+    bundle: Mapping[str, Any], run: str, card: Mapping[str, Any], paper_f1: float
+) -> str:
+    """Notebook 4's "Where the campaign stands", every number from ``bundle`` and ``card``.
+
+    ``card`` is the model card of the short-schedule weights to set the run against;
+    ``paper_f1`` the paper's F1 (%) on the run's dataset.
+    """
+    state = bundle["runs"][run]["status"]
+    sentence = (
+        f"**Where the campaign stands.** `{run}` has run {state['epochs_done']} of "
+        f"{state['epochs_total']} epochs ({state['steps_done']:,} of {state['steps_total']:,} "
+        f"optimizer steps) in {state['wall_time_s'] / 3600:.2f} h, at {state['s_per_image']:.2f} s "
+        f"per training image; the rest would take about {state['hours_left']:.1f} h at that pace, "
+        "unless the paper's early-stopping rule ends it sooner. "
+    )
+    points = progress_points(bundle, run, "best")
+    if not points:
+        return sentence + "No milestone checkpoint has been scored yet."
+    latest, short = points[-1], card_point(card)
+    return sentence + (
+        f"At {latest['steps']:,} steps, the best checkpoint so far scores F1 "
+        f"{100 * latest['f1']:.2f} on the test images. The `{card['name']}` weights "
+        f"({card['profile']}) score {100 * short['f1']:.2f} after {short['steps']:,} steps, and "
+        f"the paper reports {paper_f1:.2f}."
+    )

@@ -44,7 +44,7 @@ def _campaign(args: argparse.Namespace) -> int:
             if not spec.ship_as:
                 continue
             status = campaigns.run_status(spec, Path(runs_root) / spec.name)["status"]
-            if status not in ("finished", "stopped early"):
+            if status not in campaigns.DONE:
                 print(f"{spec.name}: {status}, not shipped")
                 continue
             card = campaigns.ship_campaign_run(spec, runs_root)

@@ -214,3 +214,22 @@ def test_a_killed_campaign_loses_at_most_the_epoch_in_progress(tmp_path, synthet
     assert [s["epochs"] for s in segments] == [[0, killed_at], [killed_at, 4]]
     assert segments[0]["ended_by"] == campaigns.KILLED and segments[0]["wall_time_s"] > 0
     assert segments[1]["ended_by"] == "returned" and segments[1]["steps"] == [4 * killed_at, 16]
+
+
+def test_progress_markdown_states_the_run_and_its_latest_milestone():
+    status = {"epochs_done": 40, "epochs_total": 150, "steps_done": 1200, "steps_total": 4500,
+              "wall_time_s": 7783.0, "s_per_image": 0.736, "hours_left": 5.3}  # fmt: skip
+    milestone = {"steps": 1020, "wall_time_s": 6743.0, "f1": 0.8206, "epoch": 34, "kind": "best"}
+    bundle = {"runs": {"drive_paper": {"status": status, "milestones": [milestone]}}}
+    card = {"name": "drive", "profile": "drive/full", "wall_time_s": 3880.0, "epochs_run": 150,
+            "training": {"optimizer_iterations": 450},
+            "metrics": [{"paper": True, "f1": 0.809}]}  # fmt: skip
+    text = campaigns.progress_markdown(bundle, "drive_paper", card, 82.82)
+    assert "run 40 of 150 epochs (1,200 of 4,500 optimizer steps) in 2.16 h" in text
+    assert "At 1,020 steps, the best checkpoint so far scores F1 82.06" in text
+    assert "`drive` weights (drive/full) score 80.90 after 450 steps" in text
+    assert text.endswith("the paper reports 82.82.")
+    bundle["runs"]["drive_paper"]["milestones"] = []
+    assert campaigns.progress_markdown(bundle, "drive_paper", card, 82.82).endswith(
+        "No milestone checkpoint has been scored yet."
+    )

@@ -30,9 +30,8 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,20 +272,12 @@ def execute_notebook(
     return output
 
 
-@contextlib.contextmanager
-def _stderr_to(path: Path) -> Iterator[None]:
+def _stderr_to(path: Path) -> contextlib.AbstractContextManager[None]:
     """Send file descriptor 2 (this process and the kernels it starts) to ``path`` in the block."""
+    from saunetv2_lib.quiet import stderr_redirected
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(path, "w", encoding="utf-8") as handle:
-            os.dup2(handle.fileno(), 2)
-            yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+    return stderr_redirected(path)
 
 
 def stage_site(where: Layout, log: Callable[[str], None] = print) -> None:

@@ -656,16 +656,6 @@ def as_float32(model: keras.Model) -> keras.Model:
     this float32 copy (the variables are float32 under the mixed policy already).
     """
 
-    def policies(value: Any) -> Iterator[str]:
-        if isinstance(value, dict):
-            if value.get("class_name") == "DTypePolicy":
-                yield value.get("config", {}).get("name", "")
-            for item in value.values():
-                yield from policies(item)
-        elif isinstance(value, list):
-            for item in value:
-                yield from policies(item)
-
     def to_float32(value: Any) -> Any:
         if isinstance(value, dict):
             if value.get("class_name") == "DTypePolicy":
@@ -676,9 +666,10 @@ def as_float32(model: keras.Model) -> keras.Model:
         return value
 
     config = keras.saving.serialize_keras_object(model)
-    if all(name == "float32" for name in policies(config)):
+    converted = to_float32(config)
+    if converted == config:
         return model
-    copy = keras.saving.deserialize_keras_object(to_float32(config))
+    copy = keras.saving.deserialize_keras_object(converted)
     copy.set_weights(model.get_weights())
     return copy
 
