@@ -33,9 +33,9 @@ MODELS = ("sa_unet_v2", "sa_unet", "unet", "attention_unet")
 def _child(model_name: str, images: int) -> dict:
     import numpy as np
 
-    from saunetv2_lib.companion import cpu_seconds_per_image, official_recipe_seconds
     from saunetv2_lib.data.datasets import load_split
     from saunetv2_lib.data.padding import pad_to_side
+    from saunetv2_lib.efficiency import cpu_seconds_per_image, official_recipe_seconds
     from saunetv2_lib.models import get_model
 
     batch = np.stack(
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_child(args.child, args.images)))
         return 0
     from saunetv2_lib import paper
-    from saunetv2_lib.efficiency import host_info
+    from saunetv2_lib.host import host_info
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO))
     rows = []

@@ -99,8 +99,8 @@ def _report_path(part: str) -> Path:
 
 
 def speed(datasets: list[str], variants: list[str]) -> dict:
-    from saunetv2_lib.campaign import RunSpec
-    from saunetv2_lib.efficiency import host_info
+    from saunetv2_lib.experiments.campaign import RunSpec
+    from saunetv2_lib.host import host_info
 
     rows = []
     for dataset in datasets:
@@ -137,7 +137,7 @@ def speed(datasets: list[str], variants: list[str]) -> dict:
 
 def speed_markdown(reports: list[dict]) -> str:
     """The table of ``benchmarks/training_speed.md`` from one or more ``speed`` reports."""
-    from saunetv2_lib.efficiency import format_host
+    from saunetv2_lib.host import format_host
 
     lines = [
         "# Training speed: s/image of a `fit` epoch (issue 12)",
@@ -211,7 +211,7 @@ def speed_markdown(reports: list[dict]) -> str:
 
 
 def curves(candidate: str, seeds: list[int], epochs: int) -> dict:
-    from saunetv2_lib.efficiency import host_info
+    from saunetv2_lib.host import host_info
 
     runs = {}
     for name in ("today", candidate):

@@ -34,28 +34,19 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import layers
 
-from saunetv2_lib.layers import (
-    AttentionGate,
-    ConvNormAct,
-    CrossScaleSpatialAttention,
-    DropBlock2D,
-    SpatialAttention,
-)
-
 Shape = tuple[int, ...]
 # A counter maps (layer, input shapes, output shape) to (profiler FLOPs, MACs).
 Counter = Callable[[keras.layers.Layer, list[Shape], Shape], tuple[int, int]]
 
 _COUNTERS: dict[type, Counter] = {}
-_FREE_LAYERS: tuple[type, ...] = (
+_FREE_LAYERS: set[type] = {
     layers.InputLayer,
     layers.Concatenate,
     layers.Dropout,
     layers.SpatialDropout2D,
     layers.Reshape,
     layers.Identity,
-    DropBlock2D,  # identity at inference; the frozen graph has no DropBlock op
-)
+}
 
 
 def register_counter(layer_class: type) -> Callable[[Counter], Counter]:
@@ -66,6 +57,15 @@ def register_counter(layer_class: type) -> Callable[[Counter], Counter]:
         return counter
 
     return decorator
+
+
+def register_free_layer(layer_class: type) -> type:
+    """Count ``layer_class`` (and its subclasses) as free: no op in the frozen inference graph.
+
+    Usable as a class decorator (the DropBlock layer is an identity at inference).
+    """
+    _FREE_LAYERS.add(layer_class)
+    return layer_class
 
 
 def _elements(shape: Shape) -> int:
@@ -140,53 +140,9 @@ def _multiply(layer, input_shapes, output_shape):
     return (len(input_shapes) - 1) * _elements(output_shape), 0
 
 
-def _attention_conv_cost(layer, height: int, width: int) -> tuple[int, int]:
-    return conv2d_cost((layer.kernel_size, layer.kernel_size), 2, 1, (height, width), 0)
-
-
-@register_counter(SpatialAttention)
-def _spatial_attention(layer, input_shapes, output_shape):
-    _, h, w, _ = output_shape
-    elements = _elements(output_shape)
-    flops, macs = _attention_conv_cost(layer, h, w)
-    return flops + elements + elements, macs  # channel mean + re-weighting multiply
-
-
-@register_counter(CrossScaleSpatialAttention)
-def _cross_scale_attention(layer, input_shapes, output_shape):
-    encoder_shape, decoder_shape = input_shapes
-    _, h, w, _ = output_shape
-    flops, macs = _attention_conv_cost(layer, h, w)
-    means = _elements(encoder_shape) + _elements(decoder_shape)
-    return flops + means + _elements(output_shape), macs
-
-
-@register_counter(AttentionGate)
-def _attention_gate(layer, input_shapes, output_shape):
-    skip_shape, gating_shape = input_shapes
-    _, h, w, _ = skip_shape
-    hidden = layer.intermediate_channels
-    total_flops, total_macs = 0, 0
-    for channels in (skip_shape[-1], gating_shape[-1]):
-        flops, macs = conv2d_cost((1, 1), channels, hidden, (h, w), h * w * hidden)
-        total_flops, total_macs = total_flops + flops, total_macs + macs
-    flops, macs = conv2d_cost((1, 1), hidden, 1, (h, w), h * w)
-    # + the add of the two projections and the multiply of the skip by the map.
-    total_flops += flops + h * w * hidden + _elements(skip_shape)
-    return total_flops, total_macs + macs
-
-
-@register_counter(ConvNormAct)
-def _conv_norm_act(layer, input_shapes, output_shape):
-    flops, macs = _conv2d(layer.conv, input_shapes, output_shape)
-    if layer.normalization is not None:
-        flops += layer_cost(layer.normalization, [output_shape], output_shape)[0]
-    return flops + activation_flops(layer.activation, _elements(output_shape)), macs
-
-
 def layer_cost(layer: keras.layers.Layer, input_shapes: list[Shape], output_shape: Shape):
     """(profiler FLOPs, MACs) of one layer at batch 1 given its input and output shapes."""
-    if isinstance(layer, _FREE_LAYERS):
+    if isinstance(layer, tuple(_FREE_LAYERS)):
         return 0, 0
     for cls in type(layer).__mro__:
         if cls in _COUNTERS:
@@ -264,23 +220,6 @@ def model_complexity(model: keras.Model, measure_file: bool = True) -> dict:
     if measure_file:
         result["weights_file_mb"] = weights_file_mb(model)
     return result
-
-
-def complexity_table(names: Sequence[str], size: int = 592, channels: int = 3) -> list[dict]:
-    """Complexity rows of registered models built at ``size x size x channels``, with the paper's figures."""
-    from saunetv2_lib.models import MODELS, get_model
-
-    rows = []
-    for name in names:
-        model = get_model(name, (size, size, channels))
-        row = model_complexity(model)
-        row["model"] = name
-        spec = MODELS[name]
-        row["paper_params_m"] = spec.paper_params_m
-        row["paper_gflops"] = spec.paper_gflops if size == 592 else None
-        rows.append(row)
-        keras.backend.clear_session()
-    return rows
 
 
 def format_table(rows: list[dict]) -> str:

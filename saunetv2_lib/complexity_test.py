@@ -3,23 +3,20 @@ import json
 import keras
 import pytest
 
+from saunetv2_lib import paper
 from saunetv2_lib.cli import main
 from saunetv2_lib.complexity import (
-    complexity_table,
     layer_costs,
     model_complexity,
     register_counter,
     tf_profiler_flops,
 )
-from saunetv2_lib.models import MODELS, get_model
+from saunetv2_lib.models import MODELS, complexity_table, get_model
 
 # The paper's GFLOPs at 592x592 (spec 2.1-2.2; the BN/ReLU row from the architecture ablation).
 PAPER_GFLOPS = {
-    "sa_unet_v2": 21.19,
-    "sa_unet": 26.54,
-    "sa_unet_bn_relu": 26.30,
-    "unet": 137.10,
-    "attention_unet": 425.05,
+    name: paper.registered_model_complexity(name)[1]
+    for name in ("sa_unet_v2", "sa_unet", "sa_unet_bn_relu", "unet", "attention_unet")
 }
 
 

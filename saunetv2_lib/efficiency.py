@@ -29,17 +29,15 @@ Method (:func:`benchmark`, ``saunetv2 bench``):
   that depend on the order. Where the counter cannot be reset (not Linux) the lifetime
   ``ru_maxrss`` is used and ``memory_method`` says so.
 
-The paper's figures (:data:`PAPER_CPU_SECONDS`, spec 2.4) are shown beside the measurements; they
-ran on another CPU (:data:`PAPER_CPU`).
+The paper's figures (its Table 1A CPU column, spec 2.4) are shown beside the measurements; they
+ran on another CPU (:data:`saunetv2_lib.paper.CPU_HARDWARE`).
 """
 
 from __future__ import annotations
 
 import gc
-import importlib.metadata
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -50,82 +48,17 @@ from typing import Any
 
 import numpy as np
 
+from saunetv2_lib import paper
 from saunetv2_lib.export import PATHS, default_threads, make_predictor
+from saunetv2_lib.host import cpu_model, format_host, host_info  # noqa: F401  (re-exported)
+from saunetv2_lib.paths import BENCHMARK_RESULTS_DIR
 
 DEFAULT_MODELS = ("sa_unet_v2", "sa_unet", "unet", "attention_unet")
 DEFAULT_PATHS = ("keras", "keras_fast", "xla", "tflite", "onnx")
 REFERENCE_MODEL = "sa_unet_v2"
 
-# Seconds per 592x592 image on CPU from the authors' project page (spec 2.4, S2 index.html).
-PAPER_CPU_SECONDS = {"sa_unet_v2": 0.95, "sa_unet": 1.12, "unet": 3.16, "attention_unet": 7.74}
+# The paper timed one 592x592 image (spec 2.4); its seconds come from saunetv2_lib.paper.
 PAPER_SIDE = 592
-PAPER_CPU = "Intel Xeon CPU @ 2.20GHz (2 cores), Kaggle"
-
-VERSION_PACKAGES = (
-    ("tensorflow", ("tensorflow-cpu", "tensorflow")),
-    ("keras", ("keras",)),
-    ("numpy", ("numpy",)),
-    ("onnxruntime", ("onnxruntime",)),
-    ("tf2onnx", ("tf2onnx",)),
-    ("onnx", ("onnx",)),
-    ("ai_edge_litert", ("ai-edge-litert",)),
-)
-
-
-# ------------------------------------------------------------------------------------ host
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (``platform.processor()`` elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _version(distributions: Sequence[str]) -> str | None:
-    for name in distributions:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
-
-
-def host_info() -> dict[str, Any]:
-    """The machine a benchmark ran on: CPU, cores, memory, load, Python and library versions."""
-    try:
-        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
-    except (ValueError, OSError, AttributeError):
-        memory_gb = None
-    try:
-        load = [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        load = None
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "usable_cores": default_threads(),
-        "memory_gb": None if memory_gb is None else round(memory_gb, 1),
-        "load_average": load,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
-        "versions": {key: _version(names) for key, names in VERSION_PACKAGES},
-    }
-
-
-def format_host(host: dict[str, Any]) -> str:
-    """One line naming the CPU, cores, load and library versions."""
-    versions = ", ".join(f"{k} {v}" for k, v in host["versions"].items() if v)
-    load = host.get("load_average")
-    load_text = "" if not load else f", load {'/'.join(str(v) for v in load)}"
-    return (
-        f"host: {host['cpu']}, {host['usable_cores']} of {host['cores']} cores, "
-        f"{host['memory_gb']} GB{load_text}; Python {host['python']}, {versions}"
-    )
 
 
 # ------------------------------------------------------------------------------------ memory
@@ -368,7 +301,9 @@ def benchmark(
                     float(np.median(np.asarray(keras_times) / own)) if keras_times else None
                 )
                 # The paper's seconds are for 592x592 images; beside other sizes they would mislead.
-                row["paper_s"] = PAPER_CPU_SECONDS.get(name) if size == PAPER_SIDE else None
+                row["paper_s"] = (
+                    paper.registered_model_value(name, "cpu_s") if size == PAPER_SIDE else None
+                )
                 row["times_s"] = [t / batch_size for t in times[key]]
             results.append(row)
     try:
@@ -384,7 +319,7 @@ def benchmark(
         "seed": seed,
         "memory": memory,
         "reference_model": REFERENCE_MODEL,
-        "paper_cpu": PAPER_CPU,
+        "paper_cpu": paper.CPU_HARDWARE,
     }
     return {"results": results, "host": host, "settings": settings}
 
@@ -443,11 +378,7 @@ def latest_paper_timing(results_dir: str | Path | None = None) -> dict[str, Any]
     ``results_dir`` defaults to the checkout's ``benchmarks/results/``; a pip-installed library
     without a checkout has none.
     """
-    folder = (
-        Path(results_dir)
-        if results_dir is not None
-        else Path(__file__).resolve().parents[1] / "benchmarks" / "results"
-    )
+    folder = Path(results_dir) if results_dir is not None else BENCHMARK_RESULTS_DIR
     reports = sorted(folder.glob(PAPER_TIMING_GLOB)) if folder.is_dir() else []
     return json.loads(reports[-1].read_text("utf-8")) if reports else None
 
@@ -497,3 +428,75 @@ def _repeat_clause(row: Mapping[str, Any]) -> str:
         else "most of the extra stays: the whole-set batch itself is slower per image here"
     )
     return f"; the same call repeated takes {repeat:.2f} s per image, so {where}"
+
+
+# ------------------------------------------------------------ Keras predict timing (notebooks)
+def cpu_seconds_per_image(
+    model, side: int, repeats: int = 3, warmup: int = 1, seed: int = 0
+) -> dict[str, Any]:
+    """Seconds of one forward pass of one ``side x side`` RGB image (the paper's recipe).
+
+    A seeded random image is predicted ``warmup`` times untimed (tracing), then ``repeats`` times
+    with ``time.perf_counter``. Returns ``{"median", "min", "max", "runs"}`` in seconds.
+    """
+    return cpu_seconds_interleaved({"model": model}, side, repeats, warmup, seed)["model"]
+
+
+def cpu_seconds_interleaved(
+    models: Mapping[str, Any], side: int, repeats: int = 5, warmup: int = 1, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """:func:`cpu_seconds_per_image` for several models, taking turns, on one seeded image.
+
+    Each round times every model once, so load from other processes on a shared machine hits all
+    models alike and the *ratios* between them stay meaningful; the per-model ``min`` is the
+    least disturbed measurement. Returns ``{name: {"median", "min", "max", "runs"}}`` (seconds).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}.")
+    image = np.random.default_rng(seed).random((1, side, side, 3), dtype=np.float32)
+    for model in models.values():
+        for _ in range(max(0, warmup)):
+            model.predict_on_batch(image)
+    runs: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(repeats):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.predict_on_batch(image)
+            runs[name].append(time.perf_counter() - start)
+    return {
+        name: {
+            "median": float(np.median(times)),
+            "min": float(np.min(times)),
+            "max": float(np.max(times)),
+            "runs": times,
+        }
+        for name, times in runs.items()
+    }
+
+
+def official_recipe_seconds(model, images: np.ndarray, warmup_images: int = 1) -> dict[str, Any]:
+    """Seconds per image as the official STARE notebook times them (spec 2.4), and once more.
+
+    One untimed ``model.predict`` on the first ``warmup_images`` images, then one timed
+    ``model.predict`` (Keras' default batch size, 32) on the whole ``(N, S, S, 3)`` batch,
+    divided by ``N``. The warm-up batch has another shape than the timed one, so the timed call
+    is the first with its shape and pays for a retrace and new kernels: a cost per call, not
+    per FLOP. The same call is then timed again, without that cost.
+
+    Returns:
+        ``{"seconds_per_image", "total_s", "repeat_seconds_per_image", "images"}``.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    model.predict(images[:warmup_images], verbose=0)
+    start = time.perf_counter()
+    model.predict(images, verbose=0)
+    total = time.perf_counter() - start
+    start = time.perf_counter()
+    model.predict(images, verbose=0)
+    repeat = time.perf_counter() - start
+    return {
+        "seconds_per_image": total / len(images),
+        "total_s": total,
+        "repeat_seconds_per_image": repeat / len(images),
+        "images": len(images),
+    }

@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from saunetv2_lib.host import usable_cores
+
 PATHS = ("keras", "keras_fast", "xla", "tflite", "tflite_fp16", "tflite_int8", "onnx")
 """Inference paths understood by :func:`make_predictor`."""
 
@@ -80,11 +82,8 @@ ONNX_OPSET = 17
 
 
 def default_threads() -> int:
-    """CPU cores this process may run on (``os.sched_getaffinity`` where available)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """CPU cores this process may run on: the default thread count of every runtime."""
+    return usable_cores()
 
 
 def _check_path(path: str) -> str:
@@ -259,15 +258,15 @@ def export_graph_model(model):
 
     The copy is ``keras.models.clone_model`` plus the weights; every channels-last
     ``GroupNormalization`` in it (top level, or one level down such as
-    :class:`~saunetv2_lib.layers.ConvNormAct`'s) is switched to the two-stage statistics of
-    :class:`~saunetv2_lib.layers.TwoStageGroupNormalization`, which adds no weights (TFLite and
+    :class:`~saunetv2_lib.models.layers.ConvNormAct`'s) is switched to the two-stage statistics of
+    :class:`~saunetv2_lib.models.layers.TwoStageGroupNormalization`, which adds no weights (TFLite and
     ONNX Runtime sum the one-pass statistics' 700k values per group one at a time: up to 8e-4
     off Keras on SA-UNetv2 at 592x592, against 2e-6 in two stages). ``model`` itself is
     untouched; the copy is meant for converters, not for saving as ``.keras``.
     """
     import keras
 
-    from saunetv2_lib.layers import use_two_stage_group_norm
+    from saunetv2_lib.models.layers import use_two_stage_group_norm
 
     try:
         clone = keras.models.clone_model(model)

@@ -176,7 +176,7 @@ _STARE = (
 
 # Spec 5.4 (3P only). ``build`` says how this project builds each configuration;
 # ``gflops_repeated`` marks rows whose printed GFLOPs equal the full model's (see
-# ``saunetv2_lib.reproduce.ablation_complexity_rows``).
+# ``saunetv2_lib.companion.reproduce.ablation_complexity_rows``).
 _ABLATION = (
     {"model": "SA-UNet (BN, ReLU)", "channels": "16-32-64-128", "f1": 82.17, "jaccard": 69.77,
      "mcc": 80.67, "accuracy": 96.96, "params_m": 0.54, "gflops": 26.30,
@@ -209,19 +209,8 @@ _LOSS = (
                 bce_weight=0.3, mcc_weight=0.7, source="3P"),
 )  # fmt: skip
 
-# Spec 2.4: seconds per image on the paper's CPU.
-_CPU = tuple(
-    {"model": name, "cpu_s": seconds}
-    for name, seconds in (
-        ("U-Net", 3.16),
-        ("Attention U-Net", 7.74),
-        ("U-Net++", 6.95),
-        ("UNet3+", 5.29),
-        ("ACC-UNet-Lite", 4.41),
-        ("SA-UNet", 1.12),
-        ("SA-UNetv2", 0.95),
-    )
-)
+# Spec 2.4: seconds per image on the paper's CPU: Table 1A's CPU column, the rows that have one.
+_CPU = tuple({"model": row["model"], "cpu_s": row["cpu_s"]} for row in _DRIVE_A if row["cpu_s"])
 
 # Spec 5 / anchors B.9: the official DRIVE notebook's stored outputs, as fractions x 100.
 _NOTEBOOK = (
@@ -299,3 +288,24 @@ def value(key: str, model: str, column: str) -> float | None:
             f"{paper_table.ref} has no column {column!r}; columns: {paper_table.columns}."
         )
     return paper_table.row(model).get(column)
+
+
+def registered_model_value(name: str, column: str) -> float | None:
+    """The paper's ``column`` (e.g. ``"gflops"``, ``"cpu_s"``) for the registered model ``name``.
+
+    Table 1A gives the models of :data:`REGISTRY`; Table 3 the ablation rows built as one
+    registered model (``sa_unet_bn_relu``). ``None`` where the paper does not list the model or
+    the cell.
+    """
+    for paper_name, key in REGISTRY.items():
+        if key == name:
+            return table("drive_without_fov").row(paper_name).get(column)
+    for row in table("architecture_ablation").rows:
+        if row.get("build") == {"model": name}:
+            return row.get(column)
+    return None
+
+
+def registered_model_complexity(name: str) -> tuple[float | None, float | None]:
+    """The paper's (parameters in millions, GFLOPs at 592x592) of the registered model ``name``."""
+    return registered_model_value(name, "params_m"), registered_model_value(name, "gflops")

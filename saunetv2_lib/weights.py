@@ -24,8 +24,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from saunetv2_lib.paths import WEIGHTS_DIR
+
 # The folder of the shipped weights; functions read it at call time so tests can point it elsewhere.
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 # Names the project intends to ship (the DRIVE and STARE training runs).
 SHIPPED_NAMES = ("drive", "stare")
@@ -187,7 +188,7 @@ def load_weights(name_or_path: str | Path, verify: bool = True, compile: bool = 
     import keras
 
     # Importing registers the library's serialisable layers and losses with Keras.
-    import saunetv2_lib.layers  # noqa: F401
+    import saunetv2_lib.models.layers  # noqa: F401
 
     try:
         import saunetv2_lib.losses  # noqa: F401

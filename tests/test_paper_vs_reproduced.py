@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from saunetv2_lib import reproduce
+from saunetv2_lib.companion import reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "figures" / "paper_vs_reproduced.csv"

@@ -15,8 +15,8 @@ import json
 
 import pytest
 
-from saunetv2_lib import reproduce
-from saunetv2_lib.siblings.compare import (
+from saunetv2_lib.companion import reproduce
+from saunetv2_lib.experiments.compare import (
     DESIGNS,
     QUICK_MODEL_KWARGS,
     REFERENCES,
@@ -78,7 +78,7 @@ def test_committed_comparison_is_complete_real_and_one_budget(shipped):
 
 
 def test_committed_complexity_matches_the_models_built_now(shipped):
-    from saunetv2_lib.complexity import complexity_table
+    from saunetv2_lib.models import complexity_table
 
     cheap = [r for r in shipped["rows"] if r["model"] != "sa_umamba"]  # 56 M parameters: slow
     built = {r["model"]: r for r in complexity_table([r["model"] for r in cheap])}

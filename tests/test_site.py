@@ -1,7 +1,7 @@
 """The rendered website in a real browser: every page loads, every image decodes, the table is there.
 
 The site is rendered from the committed, executed notebooks into a temporary copy of the project
-(``saunetv2_lib.reproduce.render_site``: Quarto when it is on PATH, otherwise smalldocs), served
+(``saunetv2_lib.companion.reproduce.render_site``: Quarto when it is on PATH, otherwise smalldocs), served
 on 127.0.0.1 by ``http.server`` in a thread, and opened in Debian's headless Chromium through
 playwright-python (never ``playwright install``: the system browser is used). Screenshots of every
 page go to ``build/screenshots/``.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from saunetv2_lib import reproduce
+from saunetv2_lib.companion import reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("SAUNETV2_CHROMIUM", "/usr/bin/chromium")

@@ -20,8 +20,11 @@ module; pass ``shuffle=False`` to ``fit`` (the dataset already shuffles its samp
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -274,3 +277,127 @@ def tf_dataset(dataset: SegmentationDataset, epochs: int = 1, prefetch: int = 2)
         tf.TensorSpec((None, side, side, 1), tf.float32),
     )
     return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(prefetch)
+
+
+# --------------------------------------------------------------------------------------------
+# What a training run reads: its split, its batches and its validation arrays
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """The inputs of one training run (see :func:`training_data`).
+
+    Attributes:
+        batches: the shuffled, augmented training batches (a :class:`SegmentationDataset`).
+        x_val: validation images ``(N, S, S, 3)`` float32 (``N`` tiles of ``S = patch_size`` in
+            patch mode).
+        y_val: validation labels ``(N, S, S, 1)`` float32 in {0, 1}.
+        train_names: source images the batches draw from.
+        val_names: source images held out for validation.
+    """
+
+    batches: SegmentationDataset
+    x_val: Array
+    y_val: Array
+    train_names: list[str]
+    val_names: list[str]
+
+
+def training_split(
+    dataset: str,
+    root: str | Path,
+    val_count: int,
+    seed: int,
+    labels: str | None = None,
+    max_train_images: int | None = None,
+) -> tuple[list[Any], list[Any]]:
+    """Load ``dataset``'s training sources and hold ``val_count`` of them out (seeded, by source image)."""
+    from saunetv2_lib.data.datasets import load_split
+    from saunetv2_lib.data.splits import train_val_split
+
+    samples = load_split(dataset, "train", root=root, labels=labels)
+    if max_train_images is not None:
+        samples = samples[:max_train_images]
+    if len(samples) <= val_count:
+        raise ValueError(
+            f"{dataset}: {len(samples)} training images under {root} cannot spare "
+            f"val_count={val_count} for validation."
+        )
+    train_names, val_names = train_val_split([s.name for s in samples], n_val=val_count, seed=seed)
+    by_name = {s.name: s for s in samples}
+    return [by_name[n] for n in train_names], [by_name[n] for n in val_names]
+
+
+def tiles(batch: Array, tile: int) -> Array:
+    """Cut ``(N, H, W, C)`` into ``(N * rows * cols, tile, tile, C)`` after zero padding to a multiple."""
+    n, height, width, channels = batch.shape
+    rows, cols = math.ceil(height / tile), math.ceil(width / tile)
+    padded = np.zeros((n, rows * tile, cols * tile, channels), batch.dtype)
+    padded[:, :height, :width] = batch
+    cut = padded.reshape(n, rows, tile, cols, tile, channels).transpose(0, 1, 3, 2, 4, 5)
+    return cut.reshape(n * rows * cols, tile, tile, channels)
+
+
+def validation_arrays(
+    samples: Sequence[Any], side: int, anchor: str, patch_size: int | None = None
+) -> tuple[Array, Array]:
+    """Validation images padded to ``side``: ``(N, side, side, 3)`` images, ``(N, side, side, 1)`` labels.
+
+    With ``patch_size`` the padded images are padded further (bottom/right) to a multiple of the
+    patch and cut into non-overlapping tiles, so a model built for patches can score them.
+    """
+    images, labels = [], []
+    for sample in samples:
+        image, _ = pad_to_side(sample.image, side, anchor=anchor)
+        label, _ = pad_to_side(sample.label, side, anchor=anchor)
+        images.append(image.astype("float32"))
+        labels.append(label.astype("float32")[..., None])
+    x, y = np.stack(images), np.stack(labels)
+    if patch_size is None:
+        return x, y
+    return tiles(x, patch_size), tiles(y, patch_size)
+
+
+def training_data(
+    dataset: str,
+    root: str | Path,
+    *,
+    val_count: int,
+    seed: int,
+    batch_size: int,
+    side: int,
+    anchor: str,
+    epoch: int = 0,
+    labels: str | None = None,
+    max_train_images: int | None = None,
+    augment: bool = True,
+    augment_flips: bool = True,
+    patch_size: int | None = None,
+    epoch_repeats: int = 1,
+) -> TrainingData:
+    """The split, the training batches and the validation arrays of one run.
+
+    Each source image appears ``epoch_repeats`` times per epoch, every copy with its own
+    augmentation draw; ``epoch`` selects the random stream, so a resumed run sees the batches it
+    would have seen.
+    """
+    from saunetv2_lib.data.augment import paper_augment
+
+    train_samples, val_samples = training_split(
+        dataset, root, val_count, seed, labels=labels, max_train_images=max_train_images
+    )
+    batches = SegmentationDataset(
+        list(train_samples) * epoch_repeats,
+        batch_size=batch_size,
+        side=side,
+        anchor=anchor,
+        augment=functools.partial(paper_augment, flips=augment_flips) if augment else None,
+        patch_size=patch_size,
+        shuffle=True,
+        seed=seed,
+    )
+    batches.set_epoch(epoch)
+    x_val, y_val = validation_arrays(val_samples, side, anchor, patch_size)
+    return TrainingData(
+        batches, x_val, y_val, [s.name for s in train_samples], [s.name for s in val_samples]
+    )

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from saunetv2_lib.data import augment as aug
-from saunetv2_lib.data.pipeline import SegmentationDataset, tf_dataset
+from saunetv2_lib.data.pipeline import SegmentationDataset, tf_dataset, tiles
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -286,3 +286,18 @@ def test_fit_on_jax_backend_without_tensorflow():
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert "JAX_FIT_OK" in result.stdout
+
+
+def test_tiles_cover_the_image_exactly():
+    rng = np.random.default_rng(0)
+    batch = rng.random((2, 20, 13, 3)).astype("float32")
+    cut = tiles(batch, 8)  # padded to 24 x 16: 3 x 2 tiles per image
+    assert cut.shape == (12, 8, 8, 3)
+    # Independent reconstruction: tile k of image n is at row (k // 2), column (k % 2).
+    for n in range(2):
+        canvas = np.zeros((24, 16, 3), "float32")
+        for k in range(6):
+            r, c = divmod(k, 2)
+            canvas[r * 8 : (r + 1) * 8, c * 8 : (c + 1) * 8] = cut[n * 6 + k]
+        np.testing.assert_array_equal(canvas[:20, :13], batch[n])
+        assert not canvas[20:].any() and not canvas[:, 13:].any()

@@ -43,9 +43,14 @@ def _splits() -> dict[str, dict]:
 
 
 def _entry(dataset: str) -> dict:
-    from saunetv2_lib.data.datasets import dataset_info
-
-    return _splits()[dataset_info(dataset).name]
+    # Canonical names only (case-insensitive): aliases such as "chase" are resolved by
+    # saunetv2_lib.data.datasets.dataset_info, which builds on this module, not the other way.
+    entries = {name.upper(): entry for name, entry in _splits().items()}
+    if str(dataset).upper() not in entries:
+        raise ValueError(
+            f"No split for dataset {dataset!r}; splits exist for {', '.join(_splits())}."
+        )
+    return entries[str(dataset).upper()]
 
 
 def split_names(dataset: str, split: str) -> list[str]:

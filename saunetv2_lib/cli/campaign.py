@@ -1,0 +1,92 @@
+"""``saunetv2 campaign status | run | pack``: the long training runs, declared in campaigns.json.
+
+Examples::
+
+    saunetv2 campaign status                             # a table of every run
+    nohup saunetv2 campaign run --hours 2.5 > runs/campaign/nohup.log 2>&1 &
+    saunetv2 campaign run --only stare_paper --hours 10  # one run (e.g. one job of an array)
+    saunetv2 campaign run --shard 2/2                    # every second run, from the second
+    saunetv2 campaign pack                               # before a stop: commit campaigns/ and results/
+    saunetv2 campaign ship --only drive_paper            # a finished run becomes weights/drive.keras
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    from saunetv2_lib.experiments import campaign as campaigns
+
+    chosen = campaigns.load_campaign(args.campaign)
+    runs_root = args.runs or campaigns.RUNS_ROOT
+    packed_root = args.packed or campaigns.PACKED_ROOT
+    if args.action == "status":
+        print(campaigns.format_status(campaigns.campaign_status(chosen, runs_root, packed_root)))
+    elif args.action == "run":
+        speed = {
+            key: value
+            for key, value in {
+                "precision": args.precision,
+                "group_norm_statistics": args.group_norm,
+            }.items()
+            if value is not None
+        }
+        only = args.only.split(",") if args.only else None
+        rows = campaigns.run_campaign(
+            chosen, args.hours, only, args.shard, runs_root, packed_root, speed=speed
+        )
+        print(campaigns.format_status(rows))
+    elif args.action == "ship":
+        names = args.only.split(",") if args.only else None
+        for spec in chosen.select(names):
+            if not spec.ship_as:
+                continue
+            status = campaigns.run_status(spec, Path(runs_root) / spec.name)["status"]
+            if status not in campaigns.DONE:
+                print(f"{spec.name}: {status}, not shipped")
+                continue
+            card = campaigns.ship_campaign_run(spec, runs_root)
+            print(f"{spec.name}: shipped as {card['name']} ({card['sha256'][:12]})")
+    else:
+        payload = campaigns.pack_campaign(chosen, runs_root, packed_root)
+        for name, entry in payload["runs"].items():
+            where = (
+                "result in the bundle"
+                if "result" in entry
+                else f"{len(entry.get('packed', []))} files packed"
+            )
+            print(f"{name}: {entry['status']['status']}, {where}")
+        print(f"bundle: {campaigns.bundle_path(chosen.name)}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "campaign",
+        help="the long training runs: status, run (resumable, time-boxed), pack (for git)",
+        description="Train the runs declared in saunetv2_lib/configs/campaigns.json in order, "
+        "resuming each where it stopped; `pack` copies unfinished runs' resume state to "
+        "campaigns/ and writes the results bundle.",
+    )
+    parser.add_argument("action", choices=("status", "run", "pack", "ship"))
+    parser.add_argument("--campaign", default="paper", help="campaign name (default: paper)")
+    parser.add_argument(
+        "--hours", type=float, default=2.5, help="run: stop before this many hours (default 2.5)"
+    )
+    parser.add_argument("--only", help="run, ship: comma-separated run names")
+    parser.add_argument("--shard", help="run: K/N, every N-th run from the K-th (job arrays)")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "mixed_bfloat16"),
+        help="run: override the step's dtype policy",
+    )
+    parser.add_argument(
+        "--group-norm",
+        choices=("one_pass", "two_stage"),
+        help="run: override how group-norm statistics are summed",
+    )
+    parser.add_argument("--runs", help="working run folders (default: runs/campaign)")
+    parser.add_argument("--packed", help="committed resume state (default: campaigns/)")
+    parser.set_defaults(func=_campaign)

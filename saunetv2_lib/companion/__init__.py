@@ -1,0 +1,313 @@
+"""Small helpers the notebooks share: output folders, saving figures and tables, histories, timing.
+
+Everything here is what would otherwise be repeated in several notebooks. Plotting lives in
+:mod:`saunetv2_lib.companion.plots`.
+
+``SAUNETV2_FIGURES_DIR`` overrides the notebooks' ``figures_dir`` parameter, so that a check that
+re-executes the committed notebooks (nbval) writes its figures elsewhere instead of over the
+committed ``figures/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from saunetv2_lib.host import host_description  # noqa: F401  (the notebooks' host line)
+from saunetv2_lib.training.history import read_history
+
+FIGURES_ENV = "SAUNETV2_FIGURES_DIR"
+PNG_DPI = 110
+
+
+def quiet_stderr():
+    """Silence file descriptor 2 inside a ``with`` block: TensorFlow's C++ start-up lines (absl,
+    oneDNN), which ``TF_CPP_MIN_LOG_LEVEL`` does not stop, stay out of the rendered pages.
+    See :func:`saunetv2_lib.quiet.native_stderr_silenced`."""
+    from saunetv2_lib.quiet import native_stderr_silenced
+
+    return native_stderr_silenced()
+
+
+def output_dir(figures_dir: str | Path) -> Path:
+    """The folder figures and tables go to: ``$SAUNETV2_FIGURES_DIR`` if set, else ``figures_dir``.
+
+    The folder is created.
+    """
+    folder = Path(os.environ.get(FIGURES_ENV) or figures_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_figure(figure, name: str, folder: str | Path) -> Path:
+    """Save a Matplotlib figure as ``folder/name.png`` (stable bytes: no software/date metadata)."""
+    path = Path(folder) / f"{name}.png"
+    figure.savefig(path, dpi=PNG_DPI, bbox_inches="tight", metadata={"Software": None})
+    return path
+
+
+def save_table(frame, name: str, folder: str | Path, float_format: str = "%.6g") -> Path:
+    """Save a ``pandas.DataFrame`` as ``folder/name.csv`` (no index, ``float_format`` for floats)."""
+    path = Path(folder) / f"{name}.csv"
+    frame.to_csv(path, index=False, float_format=float_format, lineterminator="\n")
+    return path
+
+
+def show(frame, digits: int = 2, index: bool = False):
+    """A DataFrame for display: ``digits`` decimals, "–" for missing values, no index column.
+
+    Returns a pandas ``Styler`` (rendered as an HTML table in notebooks and on the site) with a
+    fixed id, so re-running a notebook gives the same HTML.
+    """
+    styler = frame.style.format(precision=digits, na_rep="–", thousands=",")
+    styler = styler.set_uuid("table")
+    return styler if index else styler.hide(axis="index")
+
+
+def percent(value: float | None, digits: int = 2) -> str:
+    """``0.8282 -> '82.82'``; ``None`` or NaN -> ``'–'``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{100.0 * float(value):.{digits}f}"
+
+
+# ------------------------------------------------------------------------------ training runs
+
+
+def find_histories(
+    runs_dir: str | Path | None = None, figures_dir: str | Path | None = None
+) -> dict[str, dict[str, Any]]:
+    """Training histories of the shipped weights and of the runs on this machine.
+
+    Looks, in order, at the shipped model cards (``history`` or ``training.history`` entries),
+    ``runs_dir/*/history.csv`` and the copies a previous full run kept as
+    ``figures_dir/04_history_<name>.csv``. Returns ``{name: {"history": rows, "source": text,
+    "summary": dict}}``; the first source found for a name wins.
+    """
+    from saunetv2_lib import weights
+
+    found: dict[str, dict[str, Any]] = {}
+    for name, shipped in weights.list_weights().items():
+        if not shipped:
+            continue
+        card = weights.read_model_card(name)
+        rows = card.get("history") or card.get("training", {}).get("history")
+        if rows:
+            found[name] = {
+                "history": list(rows),
+                "source": f"model card of the shipped weights '{name}'",
+                "summary": card.get("training", {}),
+            }
+    if runs_dir is not None and Path(runs_dir).is_dir():
+        for path in sorted(Path(runs_dir).glob("*/history.csv")):
+            name = path.parent.name
+            rows = read_history(path)
+            if name in found or not rows:
+                continue
+            summary_path = path.parent / "summary.json"
+            summary = json.loads(summary_path.read_text("utf-8")) if summary_path.is_file() else {}
+            found[name] = {
+                "history": rows,
+                "source": f"run folder {path.parent}",
+                "summary": summary,
+            }
+    if figures_dir is not None and Path(figures_dir).is_dir():
+        for path in sorted(Path(figures_dir).glob("04_history_*.csv")):
+            name = path.stem.removeprefix("04_history_")
+            if name not in found:
+                found[name] = {
+                    "history": read_history(path),
+                    "source": f"{path.name}, kept by the last full run",
+                    "summary": {},
+                }
+    return found
+
+
+# ----------------------------------------------------------------------------------- attention
+def attention_maps(model, image: np.ndarray) -> dict[str, np.ndarray]:
+    """The attention maps of every SA / CSA layer of ``model`` for one ``(S, S, 3)`` image.
+
+    Returns ``{layer name: (h, w) float32 map in [0, 1]}`` at each layer's own resolution, in
+    the order of the layers. The maps are recomputed from the layers' inputs with
+    ``layer.attention_map``, so nothing about the model changes.
+    """
+    import keras
+
+    from saunetv2_lib.models.layers import CrossScaleSpatialAttention, SpatialAttention
+
+    attention = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, (SpatialAttention, CrossScaleSpatialAttention))
+    ]
+    if not attention:
+        return {}
+    probe = keras.Model(model.inputs, [layer.input for layer in attention])
+    features = probe.predict_on_batch(np.asarray(image, dtype=np.float32)[None])
+    if len(attention) == 1:
+        features = [features]
+    maps = {}
+    for layer, inputs in zip(attention, features, strict=True):
+        value = layer.attention_map(inputs)
+        maps[layer.name] = np.asarray(keras.ops.convert_to_numpy(value))[0, ..., 0]
+    return maps
+
+
+# ------------------------------------------------------------------------------------- tables
+def paper_comparison(
+    paper_key: str,
+    ours: Mapping[str, Mapping[str, float]] | None = None,
+    models: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+):
+    """A paper table with our rows beside the paper's and the differences (percentage points).
+
+    Args:
+        paper_key: a key of :data:`saunetv2_lib.paper.TABLES`.
+        ours: ``{row label: {metric: fraction}}``, e.g. ``{"SA-UNetv2 (ours)": summary}``.
+            A label ``"X (ours)"`` gets a ``"X: ours - paper"`` row when the paper has row X.
+        models: paper rows to keep (default all).
+        columns: metric columns (default the table's metric columns).
+
+    Returns:
+        A ``pandas.DataFrame`` with ``model``, ``source`` and the columns, in percent.
+    """
+    import pandas as pd
+
+    from saunetv2_lib import paper
+
+    table = paper.table(paper_key)
+    columns = list(columns or [c for c in table.columns if c in paper.METRICS])
+    records = []
+    for row in table.rows:
+        if models is None or row["model"] in models:
+            records.append(
+                {
+                    "model": row["model"],
+                    "source": f"paper ({row.get('source') or table.source})",
+                    **{c: row.get(c) for c in columns},
+                }
+            )
+    for label, metrics in (ours or {}).items():
+        ours_row = {c: 100.0 * float(metrics[c]) if c in metrics else None for c in columns}
+        records.append({"model": label, "source": "this project", **ours_row})
+        base = label.removesuffix(" (ours)")
+        try:
+            printed = table.row(base)
+        except KeyError:
+            continue
+        records.append(
+            {
+                "model": f"{base}: ours - paper",
+                "source": "difference (pp)",
+                **{
+                    c: None
+                    if ours_row[c] is None or printed.get(c) is None
+                    else ours_row[c] - printed[c]
+                    for c in columns
+                },
+            }
+        )
+    return pd.DataFrame.from_records(records, columns=["model", "source", *columns])
+
+
+# ------------------------------------------------------------------------------ trained models
+def trained_model(
+    runs_dir: str | Path | None = None, dataset: str = "drive", prefer: str = "shipped"
+) -> tuple[Any, str]:
+    """The best trained model available for ``dataset``, and a sentence saying which one it is.
+
+    Candidates: the shipped weights named ``dataset`` (SHA-256 checked), the quick run
+    ``runs_dir/<dataset>_quick/best.keras`` and any other ``runs_dir/*/best.keras`` (newest
+    first). ``prefer="shipped"`` tries the shipped weights first, ``prefer="run"`` the runs
+    first. Returns ``(None, reason)`` when there is none, so a notebook can say so plainly.
+    """
+    from saunetv2_lib import weights
+
+    if prefer not in ("shipped", "run"):
+        raise ValueError(f"prefer must be 'shipped' or 'run', got {prefer!r}.")
+    name = dataset.lower()
+    runs: list[Path] = []
+    if runs_dir is not None and Path(runs_dir).is_dir():
+        quick = Path(runs_dir) / f"{name}_quick" / "best.keras"
+        others = sorted(
+            (p for p in Path(runs_dir).glob(f"{name}*/best.keras") if p != quick),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        runs = ([quick] if quick.is_file() else []) + others
+    shipped = weights.list_weights().get(name, False)
+    order = ["shipped", "run"] if prefer == "shipped" else ["run", "shipped"]
+    for kind in order:
+        if kind == "shipped" and shipped:
+            card = weights.read_model_card(name)
+            epochs = card.get("epochs_run") or card.get("training", {}).get("epochs_run")
+            detail = f", trained for {epochs} epochs" if epochs else ""
+            return weights.load_weights(name), (
+                f"the shipped weights '{name}' (SHA-256 checked against their model card{detail})"
+            )
+        if kind == "run" and runs:
+            return weights.load_weights(runs[0], verify=False), f"the training run {runs[0].parent}"
+    return None, (
+        f"no trained {dataset.upper()} model is available: the shipped weights '{name}' are not "
+        "in saunetv2_lib/weights/ yet and no run folder holds a best.keras"
+    )
+
+
+# ------------------------------------------------------------------------------------- losses
+def loss_gradient(loss_fn, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """``d loss_fn(y_true, y_pred) / d y_pred`` by automatic differentiation (TF or JAX backend).
+
+    ``loss_fn`` is a ``keras.ops`` function returning a scalar; the result has ``y_pred``'s shape.
+    """
+    import keras
+
+    y_true = np.asarray(y_true, dtype=np.float32)
+    y_pred = np.asarray(y_pred, dtype=np.float32)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        variable = tf.Variable(y_pred)
+        with tf.GradientTape() as tape:
+            value = loss_fn(tf.constant(y_true), variable)
+        return tape.gradient(value, variable).numpy()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda p: loss_fn(y_true, p))(y_pred))
+    raise ValueError(f"loss_gradient supports the tensorflow and jax backends, not {backend!r}.")
+
+
+def fit_logistic(
+    loss_fn, x: np.ndarray, y: np.ndarray, start: tuple[float, float] = (1.0, 0.0)
+) -> tuple[float, float]:
+    """Fit ``p = sigmoid(a x + b)`` to labels ``y`` by minimising ``loss_fn(y, p)`` over ``(a, b)``.
+
+    A deliberately tiny "model" (two parameters, Nelder-Mead) that shows where a loss puts the
+    0.5 operating point on an imbalanced problem. Returns ``(a, b)``.
+    """
+    import keras
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float32)
+
+    def objective(params: np.ndarray) -> float:
+        p = expit(params[0] * x + params[1])
+        return float(keras.ops.convert_to_numpy(loss_fn(y, p.astype(np.float32))))
+
+    result = minimize(
+        objective,
+        np.asarray(start, dtype=np.float64),
+        method="Nelder-Mead",
+        options={"xatol": 1e-4, "fatol": 1e-7, "maxiter": 400},
+    )
+    return float(result.x[0]), float(result.x[1])

@@ -1,0 +1,147 @@
+"""Tests of the notebooks' shared helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from saunetv2_lib import companion
+from saunetv2_lib.losses import binary_crossentropy_mean, soft_mcc
+from saunetv2_lib.models.layers import CrossScaleSpatialAttention, SpatialAttention
+
+
+def test_output_dir_env_override(tmp_path, monkeypatch):
+    monkeypatch.delenv(companion.FIGURES_ENV, raising=False)
+    assert companion.output_dir(tmp_path / "a") == tmp_path / "a"
+    assert (tmp_path / "a").is_dir()
+    monkeypatch.setenv(companion.FIGURES_ENV, str(tmp_path / "b"))
+    assert companion.output_dir(tmp_path / "a") == tmp_path / "b"
+    assert (tmp_path / "b").is_dir()
+
+
+def test_save_figure_is_byte_stable_and_table_round_trips(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    def draw():
+        figure, axis = plt.subplots()
+        axis.plot([0, 1], [1, 0])
+        return figure
+
+    first = companion.save_figure(draw(), "f", tmp_path).read_bytes()
+    second = companion.save_figure(draw(), "f", tmp_path).read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n" and first == second
+    plt.close("all")
+    frame = pd.DataFrame({"a": [1, 2], "b": [0.5, 1 / 3]})
+    path = companion.save_table(frame, "t", tmp_path)
+    assert path.read_text() == "a,b\n1,0.5\n2,0.333333\n"
+
+
+def test_quiet_stderr_silences_the_descriptor(capfd):
+    with companion.quiet_stderr():
+        os.write(2, b"hidden\n")
+    os.write(2, b"shown\n")
+    assert capfd.readouterr().err == "shown\n"
+
+
+def test_show_formats_hides_index_and_is_stable():
+    import pandas as pd
+
+    frame = pd.DataFrame({"model": ["a", "b"], "f1": [82.8234, None], "params": [260521, 8]})
+    first, second = companion.show(frame).to_html(), companion.show(frame).to_html()
+    assert first == second
+    assert "82.82" in first and "82.8234" not in first and "–" in first and "260,521" in first
+    assert "row_heading" not in first  # no index column
+    assert "row_heading" in companion.show(frame, index=True).to_html()
+
+
+def test_percent():
+    assert companion.percent(0.82818) == "82.82"
+    assert companion.percent(None) == "–" and companion.percent(float("nan")) == "–"
+
+
+def test_find_histories_prefers_runs_then_kept_copies(tmp_path, monkeypatch):
+    from saunetv2_lib import weights
+
+    monkeypatch.setattr(weights, "list_weights", lambda: {"drive": False, "stare": False})
+    run = tmp_path / "runs" / "drive_full"
+    run.mkdir(parents=True)
+    (run / "history.csv").write_text("epoch,loss,val_loss\n0,0.9,0.8\n1,0.7,0.75\n")
+    (run / "summary.json").write_text(json.dumps({"epochs_run": 2}))
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "04_history_drive_full.csv").write_text("epoch,loss\n0,5.0\n")
+    (figures / "04_history_stare_full.csv").write_text("epoch,loss\n0,0.6\n")
+    found = companion.find_histories(tmp_path / "runs", figures)
+    assert found["drive_full"]["history"][1] == {"epoch": 1.0, "loss": 0.7, "val_loss": 0.75}
+    assert found["drive_full"]["summary"] == {"epochs_run": 2}
+    assert found["stare_full"]["source"].startswith("04_history_stare_full.csv")
+    assert companion.find_histories(tmp_path / "nothing", tmp_path / "none") == {}
+
+
+def test_attention_maps_match_numpy():
+    inputs = keras.Input((16, 16, 3))
+    encoder = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    attended = SpatialAttention(name="sa")(encoder)
+    decoder = keras.layers.Conv2D(4, 1)(attended)
+    skip = CrossScaleSpatialAttention(name="csa")([encoder, decoder])
+    model = keras.Model(inputs, skip)
+    image = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32)
+    maps = companion.attention_maps(model, image)
+    assert list(maps) == ["sa", "csa"]
+    features = keras.Model(inputs, encoder).predict_on_batch(image[None])[0]
+    pooled = np.stack([features.mean(-1), features.max(-1)], -1)
+    kernel = model.get_layer("sa").conv.kernel.numpy()[..., 0]  # (7, 7, 2)
+    padded = np.pad(pooled, ((3, 3), (3, 3), (0, 0)))
+    logits = np.array(
+        [[np.sum(padded[i : i + 7, j : j + 7] * kernel) for j in range(16)] for i in range(16)]
+    )
+    np.testing.assert_allclose(maps["sa"], 1 / (1 + np.exp(-logits)), atol=1e-5)
+    assert maps["csa"].shape == (16, 16) and 0 <= maps["csa"].min() <= maps["csa"].max() <= 1
+
+
+def test_paper_comparison_adds_difference_rows():
+    ours = {"SA-UNetv2 (ours)": {"f1": 0.8, "mcc": 0.79}, "2nd observer": {"f1": 0.7}}
+    frame = companion.paper_comparison("stare", ours, models=["SA-UNetv2"], columns=["f1", "mcc"])
+    assert list(frame.model) == [
+        "SA-UNetv2",
+        "SA-UNetv2 (ours)",
+        "SA-UNetv2: ours - paper",
+        "2nd observer",
+    ]
+    difference = frame.set_index("model").loc["SA-UNetv2: ours - paper"]
+    assert difference.f1 == pytest.approx(80.0 - 82.81) and difference.mcc == pytest.approx(-2.79)
+    assert np.isnan(frame.set_index("model").loc["2nd observer", "mcc"])
+
+
+def test_loss_gradient_of_bce_matches_the_closed_form():
+    y = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    p = np.array([[0.8, 0.3], [0.6, 0.1]], np.float32)
+    gradient = companion.loss_gradient(binary_crossentropy_mean, y, p)
+    expected = (-(y / p) + (1 - y) / (1 - p)) / y.size
+    np.testing.assert_allclose(gradient, expected, rtol=1e-5)
+    assert companion.loss_gradient(soft_mcc, y, p).shape == (2, 2)
+
+
+def test_fit_logistic_recovers_a_separable_threshold():
+    x = np.linspace(-3, 3, 200, dtype=np.float32)
+    y = (x > 0.5).astype(np.float32)
+    a, b = companion.fit_logistic(binary_crossentropy_mean, x, y)
+    assert a > 0 and -b / a == pytest.approx(0.5, abs=0.05)
+
+
+def test_trained_model_says_when_there_is_none(tmp_path, monkeypatch):
+    from saunetv2_lib import weights
+
+    monkeypatch.setattr(weights, "list_weights", lambda: {"drive": False, "stare": False})
+    model, reason = companion.trained_model(tmp_path, "drive")
+    assert model is None and "not in saunetv2_lib/weights/ yet" in reason
+    with pytest.raises(ValueError, match="prefer"):
+        companion.trained_model(tmp_path, prefer="newest")

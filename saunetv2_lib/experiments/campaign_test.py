@@ -1,0 +1,236 @@
+"""Tests of saunetv2_lib.experiments.campaign: declarations, selection, pause/pack/restore, kill and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from saunetv2_lib.experiments import campaign as campaigns
+from saunetv2_lib.experiments.campaign import Campaign, RunSpec
+from saunetv2_lib.paths import REPO_ROOT
+
+REPO = REPO_ROOT
+
+
+def _tiny_spec(root: Path, name: str = "tiny", epochs: int = 3, **overrides) -> RunSpec:
+    """SA-UNetv2 on 64-px synthetic images: 4 training sources x 2 = 4 steps of 2 per epoch."""
+    values = dict(
+        data_root=str(root),
+        side=64,
+        patch_size=None,
+        batch_size=2,
+        epochs=epochs,
+        max_train_images=6,
+        epoch_repeats=2,
+        plateau_patience=1,
+        early_stop_patience=100,
+        seed=5,
+    )
+    values.update(overrides)
+    return RunSpec(name=name, profile="drive/quick", overrides=values, milestone_steps=(4, 8))
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory) -> Path:
+    from saunetv2_lib.data.synthetic import write_synthetic_drive
+
+    return write_synthetic_drive(
+        tmp_path_factory.mktemp("data"), n_train=6, n_test=2, size=(64, 64), seed=3
+    )
+
+
+def test_paper_campaign_declares_drive_then_stare_at_the_papers_scale():
+    paper = campaigns.load_campaign("paper")
+    assert [spec.name for spec in paper.runs] == ["drive_paper", "stare_paper"]
+    drive, stare = paper.runs
+    # DRIVE: 18 training sources x 13 = 234 images = 30 steps of 8; 150 epochs = 4,500 steps.
+    assert (drive.images_per_epoch(), drive.steps_per_epoch()) == (234, 30)
+    # STARE: 14 training sources x 13 = 182 images = 91 steps of 2.
+    assert (stare.images_per_epoch(), stare.steps_per_epoch()) == (182, 91)
+    assert drive.config().epochs == stare.config().epochs == 150
+    assert stare.config().batch_size == 2 and stare.config().side == 704
+    assert {450, 1000, 2000, 4000} <= set(drive.milestone_steps)
+    assert (drive.ship_as, stare.ship_as) == ("drive", "stare")
+
+
+def test_ablation_campaign_expands_three_seeds_per_configuration_on_one_budget():
+    ablation = campaigns.load_campaign("ablation")
+    configurations = list(dict.fromkeys(spec.configuration for spec in ablation.runs))
+    assert configurations[:5] == [
+        "t3_sa_unet_bn_relu", "t3_gn_silu", "t3_compressed", "t3_plain_sa", "t3_csa_bce"
+    ]  # fmt: skip
+    assert len(ablation.runs) == 3 * len(configurations)
+    first = ablation.run("t3_sa_unet_bn_relu_s2")
+    assert first.configuration == "t3_sa_unet_bn_relu" and first.config().seed == 2
+    assert (first.config().bce_weight, first.config().mcc_weight) == (1.0, 0.0)
+    budgets = {(s.config().epochs * s.steps_per_epoch(), s.config().side) for s in ablation.runs}
+    assert budgets == {(300, 592)}  # one budget: 300 optimizer steps on whole images
+    assert ablation.run("t3_compressed_s1").config().model_kwargs == {"skip": "none"}
+
+
+def test_selection_by_name_and_shards_cover_every_run_once(tmp_path):
+    specs = tuple(_tiny_spec(tmp_path, name=f"r{i}") for i in range(5))
+    campaign = Campaign("test", specs)
+    assert [s.name for s in campaign.select(["r3", "r1"])] == ["r3", "r1"]
+    shards = [[s.name for s in campaign.select(shard=f"{k}/2")] for k in (1, 2)]
+    assert shards == [["r0", "r2", "r4"], ["r1", "r3"]]
+    with pytest.raises(ValueError, match="no run 'nope'"):
+        campaign.select(["nope"])
+    for bad in ("3/2", "0/2", "two"):
+        with pytest.raises(ValueError, match="K/N"):
+            campaign.select(shard=bad)
+    with pytest.raises(ValueError, match="Unknown campaign"):
+        campaigns.load_campaign("no-such-campaign")
+
+
+def test_run_pauses_at_the_deadline_packs_restores_on_a_fresh_machine_and_finishes(
+    tmp_path, synthetic_root
+):
+    spec = _tiny_spec(synthetic_root)
+    campaign = Campaign("test", (spec,))
+    runs, packed = tmp_path / "runs", tmp_path / "packed"
+    bundle = tmp_path / "bundle.json"
+    log = open(os.devnull, "w")  # noqa: SIM115
+
+    # A deadline already past: the first epoch runs, then the run pauses (not finished).
+    rows = campaigns.run_campaign(campaign, 1e-6, runs_root=runs, packed_root=packed, stream=log)
+    state = campaigns.run_state(runs / "tiny")
+    assert (state["completed_epochs"], state["optimizer_iterations"]) == (1, 4)
+    assert state["paused"] and not state["finished"]
+    assert rows[0]["status"] == "in progress" and rows[0]["steps_total"] == 12
+    milestones = json.loads((runs / "tiny" / "milestones.json").read_text())
+    assert [(m["milestone"], m["kind"]) for m in milestones] == [(4, "best"), (4, "current")]
+    assert all(0 <= m["f1"] <= 1 and len(m["per_image_f1"]) == 2 for m in milestones)
+    assert "milestone 4 steps" in (runs / "campaign.log").read_text()
+
+    with pytest.raises(ValueError, match="only a finished run is shipped"):
+        campaigns.ship_campaign_run(spec, runs, tmp_path / "weights")
+    payload = campaigns.pack_campaign(campaign, runs, packed, bundle=bundle)
+    entry = payload["runs"]["tiny"]
+    assert "resume/state.json" in entry["packed"] and "best.keras" in entry["packed"]
+    assert len(entry["segments"]) == 1 and entry["segments"][0]["epochs"] == [0, 1]
+    packed_state = json.loads((packed / "test" / "tiny" / "resume" / "state.json").read_text())
+    assert (packed / "test" / "tiny" / "resume" / packed_state["model_file"]).is_file()
+    assert (
+        campaigns.campaign_status(campaign, tmp_path / "elsewhere", packed)[0]["epochs_done"] == 1
+    )
+
+    # A fresh machine: no run folder, only the packed copy.
+    shutil.rmtree(runs)
+    rows = campaigns.run_campaign(campaign, 1.0, runs_root=runs, packed_root=packed, stream=log)
+    assert rows[0]["status"] == "finished" and rows[0]["steps_done"] == 12
+    history = (runs / "tiny" / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]
+    segments = json.loads((runs / "tiny" / "segments.json").read_text())
+    assert [s["epochs"] for s in segments] == [[0, 1], [1, 3]]
+    scored = json.loads((runs / "tiny" / "milestones.json").read_text())
+    assert sorted({m["milestone"] for m in scored}) == [4, 8]
+    # Step 4 was kept on the first machine; the second never re-keeps it with later weights.
+    assert not (runs / "tiny" / "milestones" / "step_000004.json").exists()
+    assert json.loads((runs / "tiny" / "milestones" / "step_000008.json").read_text())["steps"] == 8
+
+    payload = campaigns.pack_campaign(campaign, runs, packed, bundle=bundle)
+    result = payload["runs"]["tiny"]["result"]
+    assert result["optimizer_steps"] == 12 and not result["stopped_early"]
+    assert any(row["paper"] for row in result["metrics"]) and len(result["per_image"]) == 2
+    assert not (packed / "test" / "tiny").exists()  # a finished run leaves only its result
+    assert json.loads(bundle.read_text())["runs"]["tiny"]["status"]["status"] == "finished"
+
+    # Shipping keeps what was shipped under the name before, then installs the run with its record.
+    from saunetv2_lib.weights import read_model_card, ship_weights
+
+    weights = tmp_path / "weights"
+    ship_weights(runs / "tiny", "tiny_model", [], directory=weights)  # "the 450-step weights"
+    shipping = dataclasses.replace(spec, ship_as="tiny_model", keep_previous_as="tiny_short")
+    card = campaigns.ship_campaign_run(shipping, runs, weights)
+    assert card["name"] == "tiny_model" and card["campaign"]["optimizer_steps"] == 12
+    assert [s["epochs"] for s in card["campaign"]["segments"]] == [[0, 1], [1, 3]]
+    kept = read_model_card(weights / "tiny_short.keras")
+    assert kept["name"] == "tiny_short" and kept["kept_from"] == "tiny_model"
+    assert kept["metrics"] == [] and any(row["paper"] for row in card["metrics"])
+
+
+def test_two_trainings_never_run_at_once(tmp_path, synthetic_root):
+    campaign = Campaign("test", (_tiny_spec(synthetic_root),))
+    with campaigns.training_lock(tmp_path / "runs"):
+        with pytest.raises(RuntimeError, match="already training"):
+            campaigns.run_campaign(campaign, 1.0, runs_root=tmp_path / "runs")
+
+
+_CHILD = """
+import json, sys
+from pathlib import Path
+from saunetv2_lib.experiments.campaign import Campaign, RunSpec, run_campaign
+spec = RunSpec(**json.loads(sys.argv[1]))
+run_campaign(Campaign("test", (spec,)), 1.0, runs_root=Path(sys.argv[2]), packed_root=Path(sys.argv[3]))
+"""
+
+
+def test_a_killed_campaign_loses_at_most_the_epoch_in_progress(tmp_path, synthetic_root):
+    spec = _tiny_spec(synthetic_root, epochs=4)
+    runs = tmp_path / "runs"
+    declared = {"name": spec.name, "profile": spec.profile, "overrides": dict(spec.overrides)}
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, json.dumps(declared), str(runs), str(tmp_path / "p")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    state_path = runs / "tiny" / "resume" / "state.json"
+    deadline = time.monotonic() + 120
+    try:
+        while not state_path.exists():
+            if child.poll() is not None:
+                pytest.fail(f"campaign child exited early: {child.stderr.read().decode()[-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("no epoch completed within 120 s")
+            time.sleep(0.05)
+        time.sleep(0.3)  # inside the next epoch
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    killed_at = json.loads(state_path.read_text())["completed_epochs"]
+    assert 1 <= killed_at < 4
+
+    # The lock died with the process; the next call resumes after the last completed epoch.
+    log = open(os.devnull, "w")  # noqa: SIM115
+    rows = campaigns.run_campaign(
+        Campaign("test", (spec,)), 1.0, runs_root=runs, packed_root=tmp_path / "p", stream=log
+    )
+    assert rows[0]["status"] == "finished" and rows[0]["steps_done"] == 16
+    epochs = [line.split(",")[0] for line in (runs / "tiny" / "history.csv").read_text().split()]
+    assert epochs[1:] == ["0", "1", "2", "3"]  # every epoch exactly once
+    segments = json.loads((runs / "tiny" / "segments.json").read_text())
+    # The killed session's segment is closed from its last saved epoch when the next one starts.
+    assert [s["epochs"] for s in segments] == [[0, killed_at], [killed_at, 4]]
+    assert segments[0]["ended_by"] == campaigns.KILLED and segments[0]["wall_time_s"] > 0
+    assert segments[1]["ended_by"] == "returned" and segments[1]["steps"] == [4 * killed_at, 16]
+
+
+def test_progress_markdown_states_the_run_and_its_latest_milestone():
+    status = {"epochs_done": 40, "epochs_total": 150, "steps_done": 1200, "steps_total": 4500,
+              "wall_time_s": 7783.0, "s_per_image": 0.736, "hours_left": 5.3}  # fmt: skip
+    milestone = {"steps": 1020, "wall_time_s": 6743.0, "f1": 0.8206, "epoch": 34, "kind": "best"}
+    bundle = {"runs": {"drive_paper": {"status": status, "milestones": [milestone]}}}
+    card = {"name": "drive", "profile": "drive/full", "wall_time_s": 3880.0, "epochs_run": 150,
+            "training": {"optimizer_iterations": 450},
+            "metrics": [{"paper": True, "f1": 0.809}]}  # fmt: skip
+    text = campaigns.progress_markdown(bundle, "drive_paper", card, 82.82)
+    assert "run 40 of 150 epochs (1,200 of 4,500 optimizer steps) in 2.16 h" in text
+    assert "At 1,020 steps, the best checkpoint so far scores F1 82.06" in text
+    assert "`drive` weights (drive/full) score 80.90 after 450 steps" in text
+    assert text.endswith("the paper reports 82.82.")
+    bundle["runs"]["drive_paper"]["milestones"] = []
+    assert campaigns.progress_markdown(bundle, "drive_paper", card, 82.82).endswith(
+        "No milestone checkpoint has been scored yet."
+    )

@@ -1,0 +1,247 @@
+"""Model factories: SA-UNetv2 and the paper's baselines (registered in :mod:`saunetv2_lib.models`).
+
+All four models share one U-shaped builder (:func:`build_unet`) so that what differs between
+them (widths, depth, block, skip treatment, bottleneck attention) is visible as arguments. Every
+layer has a deterministic name (``enc1_conv1``, ``skip2_csa``, ...), so weights map by name.
+
+Counts at 592x592x3 (checked in ``models_test.py``): SA-UNetv2 260,521 parameters; SA-UNet with
+GN+SiLU 537,299; SA-UNet with BN+ReLU 538,707 (537,299 trainable); U-Net 8,636,385; Attention
+U-Net 8,649,828.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+from keras import layers
+
+from saunetv2_lib.models.layers import (
+    AttentionGate,
+    ConvNormAct,
+    CrossScaleSpatialAttention,
+    SpatialAttention,
+)
+
+SKIP_MODES = ("csa", "sa", "gate", "none")
+
+
+def check_input_shape(input_shape: Sequence[int | None], num_pools: int, model_name: str) -> None:
+    """Raise ``ValueError`` unless ``input_shape`` is ``(H, W, C)`` with sides divisible by ``2**num_pools``.
+
+    ``None`` sides (a fully convolutional model for inference on padded images) are accepted.
+    """
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"{model_name}: input_shape must be (height, width, channels), got {tuple(input_shape)}."
+        )
+    factor = 2**num_pools
+    for axis, side in zip(("height", "width"), input_shape[:2], strict=True):
+        if side is None:
+            continue
+        if side % factor:
+            below, above = side - side % factor, side + factor - side % factor
+            raise ValueError(
+                f"{model_name}: input {axis} {side} is not divisible by {factor}: the model "
+                f"downsamples {num_pools} times by 2 and its decoder must meet the encoder at "
+                f"every level. Pad the image to {above} (or crop to {below}); "
+                "saunetv2_lib.data pads to the paper's sides 592 (DRIVE), 704 (STARE), 1008 (CHASE_DB1)."
+            )
+    if input_shape[2] is not None and input_shape[2] < 1:
+        raise ValueError(f"{model_name}: channels must be >= 1, got {input_shape[2]}.")
+
+
+def build_unet(
+    input_shape: Sequence[int | None] = (592, 592, 3),
+    widths: Sequence[int] = (16, 32, 48, 64),
+    skip: str = "csa",
+    bottleneck_attention: bool = True,
+    dropblock_rate: float = 0.15,
+    block_size: int = 7,
+    norm: str = "group",
+    groups: int = 8,
+    norm_epsilon: float = 1e-3,
+    activation: str = "silu",
+    kernel_initializer: str = "he_normal",
+    head_initializer: str = "he_normal",
+    seed: int | None = None,
+    name: str = "unet",
+    skips_block: Callable[[list], list] | None = None,
+) -> keras.Model:
+    """Build a U-shaped segmentation network with one sigmoid output channel.
+
+    ``widths[:-1]`` are the encoder stages (each followed by a 2x2 max-pool), ``widths[-1]`` the
+    bottleneck, so there are ``len(widths) - 1`` downsamplings. Each stage is two
+    :class:`ConvNormAct` units; the bottleneck optionally has :class:`SpatialAttention` between
+    them. The decoder upsamples with a 3x3 stride-2 transposed convolution (glorot init, bias, no
+    norm), treats the encoder skip according to ``skip`` (``"csa"``: cross-scale spatial attention
+    with the upsampled decoder; ``"sa"``: plain spatial attention on the skip; ``"gate"``: additive
+    attention gate with ``F_int = C/2``; ``"none"``), concatenates ``[upsampled, skip]`` and applies
+    two units. Head: 1x1 convolution and a float32 sigmoid. ``skips_block``, if given, maps the
+    list of all encoder skips (shallowest first) to their replacements once the bottleneck is
+    built, for designs that attend over every scale at once (e.g. Dual Cross-Attention).
+
+    Returns:
+        A functional ``keras.Model`` mapping ``(batch, H, W, C)`` images in ``[0, 1]`` to
+        ``(batch, H, W, 1)`` vessel probabilities.
+    """
+    if skip not in SKIP_MODES:
+        raise ValueError(f"skip must be one of {SKIP_MODES}, got {skip!r}.")
+    if len(widths) < 2:
+        raise ValueError(f"widths needs at least one encoder stage and a bottleneck, got {widths}.")
+    num_pools = len(widths) - 1
+    check_input_shape(input_shape, num_pools, name)
+
+    def unit(filters: int, unit_name: str) -> ConvNormAct:
+        return ConvNormAct(
+            filters,
+            dropblock_rate=dropblock_rate,
+            block_size=block_size,
+            norm=norm,
+            groups=groups,
+            norm_epsilon=norm_epsilon,
+            activation=activation,
+            kernel_initializer=kernel_initializer,
+            seed=seed,
+            name=unit_name,
+        )
+
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    skips = []
+    for level, filters in enumerate(widths[:-1], start=1):
+        x = unit(filters, f"enc{level}_conv1")(x)
+        x = unit(filters, f"enc{level}_conv2")(x)
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
+
+    x = unit(widths[-1], "bottleneck_conv1")(x)
+    if bottleneck_attention:
+        x = SpatialAttention(name="bottleneck_sa")(x)
+    x = unit(widths[-1], "bottleneck_conv2")(x)
+    if skips_block is not None:
+        skips = list(skips_block(skips))
+
+    for level in range(num_pools, 0, -1):
+        filters, encoder = widths[level - 1], skips[level - 1]
+        up = layers.Conv2DTranspose(filters, 3, strides=2, padding="same", name=f"dec{level}_up")(x)
+        if skip == "csa":
+            encoder = CrossScaleSpatialAttention(name=f"skip{level}_csa")([encoder, up])
+        elif skip == "sa":
+            encoder = SpatialAttention(name=f"skip{level}_sa")(encoder)
+        elif skip == "gate":
+            encoder = AttentionGate(filters // 2, name=f"skip{level}_gate")([encoder, up])
+        x = layers.Concatenate(name=f"dec{level}_concat")([up, encoder])
+        x = unit(filters, f"dec{level}_conv1")(x)
+        x = unit(filters, f"dec{level}_conv2")(x)
+
+    logits = layers.Conv2D(1, 1, kernel_initializer=head_initializer, name="head")(x)
+    outputs = layers.Activation("sigmoid", dtype="float32", name="probability")(logits)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def sa_unet_v2(
+    input_shape: Sequence[int | None] = (592, 592, 3),
+    dropblock_rate: float = 0.15,
+    block_size: int = 7,
+    skip: str = "csa",
+    seed: int | None = None,
+) -> keras.Model:
+    """SA-UNetv2 (spec 1): widths 16-32-48-64, GN(8)+SiLU blocks, SA in the bottleneck, CSA in every skip.
+
+    ``skip="sa"`` gives the ablation's "plain SA in skips" row; 260,521 parameters either way.
+    """
+    return build_unet(
+        input_shape,
+        widths=(16, 32, 48, 64),
+        skip=skip,
+        dropblock_rate=dropblock_rate,
+        block_size=block_size,
+        seed=seed,
+        name="sa_unet_v2",
+    )
+
+
+def sa_unet(
+    input_shape: Sequence[int | None] = (592, 592, 3),
+    variant: str = "gn_silu",
+    dropblock_rate: float | None = None,
+    block_size: int = 7,
+    seed: int | None = None,
+) -> keras.Model:
+    """SA-UNet (ICPR 2020, spec 7): widths 16-32-64-128, SA in the bottleneck, plain skips.
+
+    ``variant="gn_silu"`` is the paper's comparison row (SA-UNetv2's block: he_normal, GN(8), SiLU;
+    DropBlock 0.15). ``variant="bn_relu"`` is the original (glorot init, BatchNorm eps 1e-3, ReLU,
+    DropBlock keep_prob 0.82, i.e. rate 0.18).
+    """
+    if variant == "gn_silu":
+        rate = 0.15 if dropblock_rate is None else dropblock_rate
+        return build_unet(
+            input_shape,
+            widths=(16, 32, 64, 128),
+            skip="none",
+            dropblock_rate=rate,
+            block_size=block_size,
+            seed=seed,
+            name="sa_unet",
+        )
+    if variant == "bn_relu":
+        rate = 0.18 if dropblock_rate is None else dropblock_rate
+        return build_unet(
+            input_shape,
+            widths=(16, 32, 64, 128),
+            skip="none",
+            dropblock_rate=rate,
+            block_size=block_size,
+            norm="batch",
+            activation="relu",
+            kernel_initializer="glorot_uniform",
+            head_initializer="glorot_uniform",
+            seed=seed,
+            name="sa_unet_bn_relu",
+        )
+    raise ValueError(f"variant must be 'gn_silu' or 'bn_relu', got {variant!r}.")
+
+
+def unet(
+    input_shape: Sequence[int | None] = (592, 592, 3),
+    base_filters: int = 32,
+    dropblock_rate: float = 0.15,
+    seed: int | None = None,
+) -> keras.Model:
+    """U-Net as in the official STARE notebook (spec 8): widths 32..512, 4 pools, v2 block, plain skips."""
+    widths = tuple(base_filters * 2**i for i in range(5))
+    return build_unet(
+        input_shape,
+        widths=widths,
+        skip="none",
+        bottleneck_attention=False,
+        dropblock_rate=dropblock_rate,
+        seed=seed,
+        name="unet",
+    )
+
+
+def attention_unet(
+    input_shape: Sequence[int | None] = (592, 592, 3),
+    base_filters: int = 64,
+    dropblock_rate: float = 0.15,
+    seed: int | None = None,
+) -> keras.Model:
+    """Attention U-Net as reconstructed in spec 2.2: widths 64..512, 3 pools, v2 block, additive gates."""
+    widths = tuple(base_filters * 2**i for i in range(4))
+    return build_unet(
+        input_shape,
+        widths=widths,
+        skip="gate",
+        bottleneck_attention=False,
+        dropblock_rate=dropblock_rate,
+        seed=seed,
+        name="attention_unet",
+    )
+
+
+def sa_unet_bn_relu(input_shape: Sequence[int | None] = (592, 592, 3), **kwargs) -> keras.Model:
+    """The original SA-UNet block (BN + ReLU); see :func:`sa_unet`."""
+    return sa_unet(input_shape, variant="bn_relu", **kwargs)
