@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's second command: lint, format check, the test suite (slow checks excluded), then
-# nbval on the executed notebooks (each is re-executed; cells marked NBVAL_CHECK_OUTPUT must
+# The README's second command: lint and format check (library and notebooks), the import contracts
+# (ARCHITECTURE.md), the test suite (slow checks excluded), then nbval on the executed notebooks (each is re-executed; cells marked NBVAL_CHECK_OUTPUT must
 # reproduce their committed output). The browser check of the site is tests/test_site.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ if [ -z "${SAUNETV2_DATA:-}" ] && [ -d ../shared/data ]; then
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+bash scripts/lint_imports.sh
 .venv/bin/pytest -m "not slow" --durations=15 "$@"
 # Re-executed notebooks write their figures here, never over the committed figures/.
 export SAUNETV2_FIGURES_DIR="$PWD/build/nbval/figures"

@@ -42,17 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from saunetv2_lib.quiet import native_stderr_silenced
-
-    with native_stderr_silenced():
-        import keras  # noqa: F401  (imports the backend once, quietly; commands reuse it)
-
-        parser = build_parser()
+    # The parser imports no Keras, so --help (and a usage error) answers at once.
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from saunetv2_lib.quiet import native_stderr_silenced
+
+    with native_stderr_silenced():
+        import keras  # noqa: F401  (starts the backend once, quietly; commands reuse it)
     try:
         return int(args.func(args) or 0)
     except CommandError as error:

@@ -45,13 +45,12 @@ def _compare(args: argparse.Namespace) -> int:
             print(f"{row['model']:<18} {row['cpu_s_per_image']:.3f} s per image "
                   f"(load {row['cpu_time_load']})")  # fmt: skip
     if args.bundle:
-        print(f"bundle: {bundle_comparison(args.out, args.bundle_path)}")
+        where = {} if args.bundle_path is None else {"path": args.bundle_path}
+        print(f"bundle: {bundle_comparison(args.out, **where)}")
     return 0
 
 
-def register(subparsers) -> None:
-    from saunetv2_lib.experiments.compare import SHIPPED_RESULTS
-
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "compare",
         help="train and score the sibling designs beside SA-UNetv2 under one budget (notebook 7)",
@@ -69,5 +68,8 @@ def register(subparsers) -> None:
     parser.add_argument("--time", action="store_true", help="time every trained model, interleaved")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds (with --time)")
     parser.add_argument("--bundle", action="store_true", help="write the rows+histories bundle")
-    parser.add_argument("--bundle-path", default=str(SHIPPED_RESULTS), help="where --bundle writes")
+    parser.add_argument(
+        "--bundle-path",
+        help="where --bundle writes (default: saunetv2_lib/results/siblings_drive.json)",
+    )
     parser.set_defaults(func=_compare)
