@@ -31,13 +31,11 @@ from typing import Any
 import numpy as np
 
 from saunetv2_lib import metrics as _metrics
+from saunetv2_lib.data.vocabulary import ANCHORS, FOV_SOURCES, LABEL_SETS
 from saunetv2_lib.metrics import METRIC_NAMES
 
 REGIONS = ("whole", "fov")
 AGGREGATES = ("per_image", "pooled")
-ANCHORS = ("top_left", "center")
-LABEL_SETS = ("reference", "second")
-FOV_SOURCES = ("official", "derived")
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,9 @@ import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 from sklearn.metrics import roc_curve as _sk_roc_curve
 
-METRIC_NAMES = ("f1", "jaccard", "sensitivity", "specificity", "accuracy", "mcc", "auc")
+from saunetv2_lib.paper import METRICS
+
+METRIC_NAMES = METRICS  # the paper's seven, in its column order
 CRITERIA = ("f1", "mcc", "youden", "accuracy")
 
 

@@ -43,7 +43,7 @@ def _dataset_name(value: str) -> str:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from saunetv2_lib.data.datasets import DATASETS
+    from saunetv2_lib.data.vocabulary import DATASET_NAMES
 
     parser = subparsers.add_parser(
         "data", help="dataset checks: verify checksums, print statistics"
@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--dataset",
         type=_dataset_name,
-        choices=list(DATASETS),
+        choices=list(DATASET_NAMES),
         help="check one dataset, case-insensitive (default: all present)",
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -75,7 +75,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="vessel fractions, FOV coverage, intensities, widths, inter-observer agreement",
     )
     stats.add_argument(
-        "--dataset", required=True, type=_dataset_name, choices=list(DATASETS), help="e.g. drive"
+        "--dataset",
+        required=True,
+        type=_dataset_name,
+        choices=list(DATASET_NAMES),
+        help="e.g. drive",
     )
     stats.add_argument("--root", help=root_help)
     stats.add_argument("--json", action="store_true", help="print JSON")

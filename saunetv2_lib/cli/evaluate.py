@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+from saunetv2_lib.data.vocabulary import ANCHORS, FOV_SOURCES, LABEL_SETS
+
 
 def _threshold(text: str) -> float | str:
     if text == "train":
@@ -158,11 +160,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     strictness = parser.add_mutually_exclusive_group()
     strictness.add_argument("--inclusive", action="store_true", help="binarise with p >= t")
     strictness.add_argument("--strict", action="store_true", help="binarise with p > t")
-    parser.add_argument("--anchor", choices=("top_left", "center"), default="top_left")
-    parser.add_argument("--labels", choices=("reference", "second"), default="reference")
+    parser.add_argument("--anchor", choices=ANCHORS, default="top_left")
+    parser.add_argument("--labels", choices=LABEL_SETS, default="reference")
     parser.add_argument(
         "--fov-source",
-        choices=("official", "derived"),
+        choices=FOV_SOURCES,
         default="official",
         help="FOV masks for --fov: official where shipped (DRIVE), else derived",
     )
@@ -209,5 +211,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-fov", action="store_true", help="keep probabilities outside the derived FOV"
     )
-    parser.add_argument("--anchor", choices=("top_left", "center"), default="top_left")
+    parser.add_argument("--anchor", choices=ANCHORS, default="top_left")
     parser.set_defaults(func=_predict)

@@ -5,42 +5,46 @@ Public API (docs/CONTRACTS.md)::
     data_root, is_synthetic, DATASETS, DatasetInfo, Sample, load_split, load_samples,
     read_image, read_label, pad_to_side, crop_back, side_for, PadInfo, derive_fov
 
-Submodules: ``datasets`` (readers), ``integrity`` (SHA-256 checks), ``splits``, ``fov``,
-``padding``, ``stats``, ``augment``, ``pipeline``, ``synthetic``, ``cli``. The heavy ones
-(``pipeline`` needs Keras) are not imported here.
+Submodules: ``vocabulary`` (the protocol's words), ``datasets`` (readers), ``integrity``
+(SHA-256 checks), ``splits``, ``fov``, ``padding``, ``stats``, ``augment``, ``pipeline``,
+``synthetic``. The names above load on first use, so importing a light submodule (the
+vocabulary, for the command line's choices) does not load the readers.
 """
 
-from saunetv2_lib.data.datasets import (
-    DATASETS,
-    DatasetInfo,
-    Sample,
-    data_root,
-    dataset_info,
-    is_synthetic,
-    load_samples,
-    load_split,
-    read_image,
-    read_label,
-    read_mask,
-)
-from saunetv2_lib.data.fov import derive_fov
-from saunetv2_lib.data.padding import PadInfo, crop_back, pad_to_side, side_for
+from __future__ import annotations
 
-__all__ = [
-    "DATASETS",
-    "DatasetInfo",
-    "PadInfo",
-    "Sample",
-    "crop_back",
-    "data_root",
-    "dataset_info",
-    "derive_fov",
-    "is_synthetic",
-    "load_samples",
-    "load_split",
-    "pad_to_side",
-    "read_image",
-    "read_label",
-    "read_mask",
-    "side_for",
-]
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "DATASETS": "datasets",
+    "DatasetInfo": "datasets",
+    "Sample": "datasets",
+    "data_root": "datasets",
+    "dataset_info": "datasets",
+    "is_synthetic": "datasets",
+    "load_samples": "datasets",
+    "load_split": "datasets",
+    "read_image": "datasets",
+    "read_label": "datasets",
+    "read_mask": "datasets",
+    "derive_fov": "fov",
+    "PadInfo": "padding",
+    "crop_back": "padding",
+    "pad_to_side": "padding",
+    "side_for": "padding",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'saunetv2_lib.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"saunetv2_lib.data.{_PUBLIC[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))

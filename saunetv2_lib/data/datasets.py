@@ -36,14 +36,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from saunetv2_lib.data.vocabulary import FOV_SOURCES, LABEL_SETS, SPLITS
+
 ENV_DATA = "SAUNETV2_DATA"
 ENV_CACHE = "SAUNETV2_CACHE"
 SYNTHETIC_MARKER = "SYNTHETIC"
 """File at the root of a synthetic data root (written by ``synthetic.write_synthetic_drive``)."""
-
-LABEL_SETS = ("reference", "second")
-FOV_MODES = ("official", "derived")
-SPLITS = ("train", "test", "all")
 
 
 @dataclass(frozen=True)
@@ -393,8 +391,8 @@ def load_samples(
     from saunetv2_lib.data.fov import derive_fov
 
     info = dataset_info(dataset)
-    if fov not in FOV_MODES:
-        raise ValueError(f"fov must be one of {FOV_MODES}, got {fov!r}.")
+    if fov not in FOV_SOURCES:
+        raise ValueError(f"fov must be one of {FOV_SOURCES}, got {fov!r}.")
     root = data_root() if root is None else Path(root)
     dataset_dir(info.name, root)  # one clear message when the whole dataset is absent
     resolved = [sample_paths(info.name, name, root, labels) for name in names]

@@ -208,3 +208,10 @@ def test_real_chase_reads_one_bit_labels(real_data_root):
     raw = np.asarray(Image.open(real_data_root / "CHASE_DB1/Image_01L_1stHO.png"))  # bool
     np.testing.assert_array_equal(sample.label, raw.astype(np.uint8))
     assert sample.image.shape == (960, 999, 3) and 0.6 < sample.fov.mean() < 0.75
+
+
+def test_the_vocabulary_names_every_registered_dataset():
+    from saunetv2_lib.data.datasets import DATASETS
+    from saunetv2_lib.data.vocabulary import DATASET_NAMES
+
+    assert DATASET_NAMES == tuple(DATASETS)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ANCHORS = ("top_left", "center")
+from saunetv2_lib.data.vocabulary import ANCHORS
 
 
 @dataclass(frozen=True)

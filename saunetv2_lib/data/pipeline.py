@@ -31,7 +31,8 @@ import keras
 import numpy as np
 
 from saunetv2_lib.data.augment import random_patches
-from saunetv2_lib.data.padding import ANCHORS, pad_to_side, side_for
+from saunetv2_lib.data.padding import pad_to_side, side_for
+from saunetv2_lib.data.vocabulary import ANCHORS
 
 Array = np.ndarray
 AugmentFn = Callable[[Array, Array, np.random.Generator], tuple[Array, Array]]
