@@ -234,47 +234,6 @@ def _dataset_key(dataset: str) -> str:
     return dataset_info(dataset).name
 
 
-def predict_maps(
-    model,
-    images: Sequence[np.ndarray],
-    side: int,
-    anchor: str = "top_left",
-    batch_size: int = 4,
-    runtime: str = "fast",
-) -> list[np.ndarray]:
-    """Pad every ``(H, W, 3)`` image to ``side``, predict, and crop back to ``(H, W)`` float32.
-
-    ``runtime``: ``"fast"`` (default, the measured-fastest CPU path) or ``"keras"`` (the
-    reference ``predict_on_batch``); see :func:`saunetv2_lib.inference.predict_batch`.
-
-    A model whose fixed input differs from ``side`` (or has ``None`` sides) is run through its
-    fully convolutional twin (:func:`saunetv2_lib.inference.fully_convolutional`), so e.g. the DRIVE
-    model can be evaluated on STARE at 704.
-    """
-    from saunetv2_lib.data.padding import crop_back, pad_to_side
-    from saunetv2_lib.inference import _spatial_input, fully_convolutional, predict_batch
-
-    if _spatial_input(model) != (side, side):
-        model = fully_convolutional(model)
-    maps: list[np.ndarray] = []
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        padded, infos = [], []
-        for image in chunk:
-            if max(image.shape[:2]) > side:
-                raise ValueError(
-                    f"image of {image.shape[1]}x{image.shape[0]} px does not fit the {side} px "
-                    "model side; pass a larger Protocol.side."
-                )
-            array, info = pad_to_side(np.asarray(image, dtype=np.float32), side, anchor=anchor)
-            padded.append(array)
-            infos.append(info)
-        out = predict_batch(model, np.stack(padded), runtime)
-        for prediction, info in zip(out, infos, strict=True):
-            maps.append(np.asarray(crop_back(prediction[..., 0], info), dtype=np.float32))
-    return maps
-
-
 def _load_samples(dataset: str, split: str, protocol: Protocol, root):
     from saunetv2_lib.data.datasets import load_split
 
@@ -368,6 +327,8 @@ def evaluate(
         raise ValueError(f"max_images must be >= 1 or None, got {max_images}.")
     samples = _load_samples(dataset, split, protocol, root)[:max_images]
     side = protocol.side or model_side_for(dataset)
+    from saunetv2_lib.inference import predict_maps
+
     probabilities = predict_maps(
         model, [s.image for s in samples], side, protocol.anchor, batch_size, runtime
     )
@@ -492,3 +453,58 @@ def inter_observer_row(
     maps = [s.label.astype(np.float32) for s in second]
     result = evaluate_probabilities(maps, reference, protocol, _dataset_key(dataset), split)
     return {"method": "2nd observer", **result.as_row()}
+
+
+@dataclass
+class EvaluationRun:
+    """What :func:`run_evaluation` returns: the result, the chosen threshold, the switchboard rows."""
+
+    result: EvalResult
+    threshold: float | None  # None: the protocol's 0.5
+    switchboard: list[dict[str, Any]] | None
+
+
+def run_evaluation(
+    model,
+    dataset: str,
+    split: str = "test",
+    protocol: Protocol | None = None,
+    root: str | Path | None = None,
+    threshold: float | str | None = None,
+    switchboard: bool = False,
+    out_dir: str | Path | None = None,
+    batch_size: int = 4,
+    runtime: str = "fast",
+) -> EvaluationRun:
+    """One evaluation as ``saunetv2 evaluate`` runs it: choose the threshold, score, tabulate, write.
+
+    ``threshold``: ``None`` keeps ``protocol.threshold``; a number replaces it; ``"train"``
+    chooses it on the *training* split (:func:`train_threshold`). With ``switchboard`` the same
+    probabilities are also scored under every protocol (:func:`protocol_switchboard`); with
+    ``out_dir`` the result is written (:meth:`EvalResult.write`) and the switchboard beside it
+    as ``switchboard.csv``.
+    """
+    protocol = protocol or Protocol()
+    chosen = None
+    if threshold == "train":
+        chosen = train_threshold(model, dataset, protocol, root, batch_size=batch_size)
+    elif threshold is not None:
+        chosen = float(threshold)
+    if chosen is not None:
+        protocol = dataclasses.replace(protocol, threshold=chosen)
+    result = evaluate(model, dataset, split, protocol, root, batch_size=batch_size, runtime=runtime)
+    rows = None
+    if switchboard:
+        rows = protocol_switchboard(
+            result.probabilities,
+            result.samples,
+            chosen_threshold=chosen if chosen not in (None, 0.5) else None,
+            base=dataclasses.replace(protocol, threshold=0.5),
+            dataset=result.dataset,
+            split=split,
+        )
+    if out_dir is not None:
+        written = result.write(out_dir)
+        if rows is not None:
+            _write_csv(written["summary"].parent / "switchboard.csv", rows, list(rows[0]))
+    return EvaluationRun(result, chosen, rows)

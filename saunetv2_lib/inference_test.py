@@ -81,7 +81,7 @@ def test_read_image_formats_and_bit_depths(tmp_path):
 
 
 def test_fixed_side_model_pads_like_the_evaluation():
-    from saunetv2_lib.evaluation import predict_maps
+    from saunetv2_lib.inference import predict_maps
 
     model = get_model("sa_unet_v2", (64, 64, 3), seed=2)
     image = fundus(60, 56) / np.float32(255)  # fits 64 and fills > half of it: padded to 64

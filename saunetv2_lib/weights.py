@@ -314,6 +314,34 @@ def paper_row(card: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def card_row(
+    card: Mapping[str, Any],
+    region: str = "whole",
+    aggregate: str = "per_image",
+    threshold: float = 0.5,
+    anchor: str = "top_left",
+    labels: str = "reference",
+) -> dict[str, Any] | None:
+    """The card's metric row under one protocol (defaults: the paper's for ``region``), if any."""
+    for row in card.get("metrics", []):
+        if (
+            row.get("region") == region
+            and row.get("aggregate") == aggregate
+            and float(row.get("threshold", -1)) == threshold
+            and row.get("anchor", "top_left") == anchor
+            and row.get("labels", "reference") == labels
+        ):
+            return dict(row)
+    return None
+
+
+def shipped_paper_row(name: str) -> dict[str, Any] | None:
+    """:func:`paper_row` of the shipped weights ``name``; ``None`` when they are not shipped."""
+    if not list_weights().get(name):
+        return None
+    return paper_row(read_model_card(name))
+
+
 def keep_as(name: str, new_name: str, directory: str | Path | None = None) -> Path:
     """Copy shipped weights ``name`` (file and card) to ``new_name``, before a re-ship replaces them.
 

@@ -11,7 +11,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -49,41 +48,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         fov_source=args.fov_source,
         side=args.side,
     )
-    model = load_weights(args.weights)
-    chosen = None
-    if args.threshold == "train":
-        chosen = evaluation.train_threshold(
-            model, args.dataset, protocol, args.root, batch_size=args.batch_size
-        )
-    elif args.threshold is not None:
-        chosen = float(args.threshold)
-    if chosen is not None:
-        protocol = dataclasses.replace(protocol, threshold=chosen)
-    result = evaluation.evaluate(
-        model,
+    run = evaluation.run_evaluation(
+        load_weights(args.weights),
         args.dataset,
         args.split,
         protocol,
         args.root,
+        threshold=args.threshold,
+        switchboard=args.switchboard,
+        out_dir=args.out,
         batch_size=args.batch_size,
         runtime=args.runtime,
     )
-    rows = None
-    if args.switchboard:
-        rows = evaluation.protocol_switchboard(
-            result.probabilities,
-            result.samples,
-            chosen_threshold=chosen if chosen not in (None, 0.5) else None,
-            base=dataclasses.replace(protocol, threshold=0.5),
-            dataset=result.dataset,
-            split=args.split,
-        )
-    if args.out:
-        written = result.write(args.out)
-        if rows is not None:
-            evaluation._write_csv(
-                written["summary"].parent / "switchboard.csv", rows, list(rows[0])
-            )
+    result, rows = run.result, run.switchboard
     # Without a root, data_root() has already warned when it fell back to the synthetic stand-in.
     root = args.root or os.environ.get(ENV_DATA)
     if args.json:

@@ -532,8 +532,9 @@ def metric_rows(weights_dir: str | Path | None = None) -> list[dict[str, Any]]:
 
     Rows stay in the table with ``ours`` empty while the weights are not shipped yet.
     """
-    from saunetv2_lib import paper
-    from saunetv2_lib import weights as shipped
+    from saunetv2_lib import paper, weights
+
+    shipped = weights
 
     if weights_dir is not None:
         shipped = _weights_module_at(Path(weights_dir))
@@ -548,7 +549,7 @@ def metric_rows(weights_dir: str | Path | None = None) -> list[dict[str, Any]]:
         card_row = None
         available = shipped.list_weights().get(name, False)
         if available:
-            card_row = _card_metrics(shipped.read_model_card(name), **match)
+            card_row = weights.card_row(shipped.read_model_card(name), **match)
         origin = (
             f"shipped weights '{name}' (model card)"
             if card_row
@@ -578,20 +579,6 @@ def _weights_module_at(directory: Path):
     }
     module.read_model_card = lambda name: weights.read_model_card(directory / f"{name}.keras")
     return module
-
-
-def _card_metrics(card: dict[str, Any], region: str) -> dict[str, Any] | None:
-    """The card's per-image, threshold-0.5, top-left, reference-observer row for ``region``."""
-    for row in card.get("metrics", []):
-        if (
-            row.get("region") == region
-            and row.get("aggregate") == "per_image"
-            and float(row.get("threshold", -1)) == 0.5
-            and row.get("anchor", "top_left") == "top_left"
-            and row.get("labels", "reference") == "reference"
-        ):
-            return row
-    return None
 
 
 def cpu_rows(figures_dir: str | Path) -> list[dict[str, Any]]:
