@@ -176,7 +176,7 @@ _STARE = (
 
 # Spec 5.4 (3P only). ``build`` says how this project builds each configuration;
 # ``gflops_repeated`` marks rows whose printed GFLOPs equal the full model's (see
-# ``saunetv2_lib.companion.reproduce.ablation_complexity_rows``).
+# ``saunetv2_lib.companion.paper_check.ablation_complexity_rows``).
 _ABLATION = (
     {"model": "SA-UNet (BN, ReLU)", "channels": "16-32-64-128", "f1": 82.17, "jaccard": 69.77,
      "mcc": 80.67, "accuracy": 96.96, "params_m": 0.54, "gflops": 26.30,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from saunetv2_lib.companion import reproduce
+from saunetv2_lib.companion import paper_check, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "figures" / "paper_vs_reproduced.csv"
@@ -32,17 +32,17 @@ def _key(row) -> tuple[str, str, str]:
 
 
 def test_every_reproduced_row_is_within_its_tolerance_or_a_diagnosed_gap(committed):
-    assert list(committed[0]) == list(reproduce.CSV_COLUMNS)
+    assert list(committed[0]) == list(paper_check.CSV_COLUMNS)
     outside = [
         f"{r['paper_table']} / {r['row']} / {r['quantity']}: paper {r['paper']}, ours {r['ours']}, "
         f"difference {r['difference']} beyond ±{r['tolerance']} ({r['tolerance_basis']})"
         for r in committed
-        if r["within"] == "false" and (r["paper_table"], r["row"]) not in reproduce.KNOWN_GAPS
+        if r["within"] == "false" and (r["paper_table"], r["row"]) not in paper_check.KNOWN_GAPS
     ]
     assert not outside, "rows outside their tolerance:\n" + "\n".join(outside)
     # Strict, like xfail(strict=True): a registered gap that has closed must leave the register.
     gaps = {(r["paper_table"], r["row"]) for r in committed if r["within"] == "false"}
-    closed = set(reproduce.KNOWN_GAPS) - gaps
+    closed = set(paper_check.KNOWN_GAPS) - gaps
     assert not closed, f"gaps no longer outside their tolerance, remove from KNOWN_GAPS: {closed}"
     for row in committed:
         if row["ours"] and row["within"]:  # rows reported but not judged have no difference
@@ -54,7 +54,7 @@ def test_every_reproduced_row_is_within_its_tolerance_or_a_diagnosed_gap(committ
 
 def test_complexity_rows_match_the_models_built_now(committed):
     by_key = {_key(r): r for r in committed}
-    for row in reproduce.complexity_rows():
+    for row in paper_check.complexity_rows():
         stored = by_key.get((row["paper_table"], row["row"], row["quantity"]))
         assert stored is not None, f"missing row {row['paper_table']} / {row['row']}"
         assert float(stored["ours"]) == pytest.approx(row["ours"], rel=1e-5), stored
@@ -63,7 +63,7 @@ def test_complexity_rows_match_the_models_built_now(committed):
 
 def test_metric_rows_agree_with_the_shipped_cards(committed):
     by_key = {_key(r): r for r in committed}
-    for row in reproduce.metric_rows():
+    for row in paper_check.metric_rows():
         stored = by_key[(row["paper_table"], row["row"], row["quantity"])]
         if row["ours"] is None:
             assert stored["ours"] == "", f"{stored} has a value but the weights are not shipped"

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from saunetv2_lib import plots  # noqa: E402
+from saunetv2_lib.companion import plots  # noqa: E402
 from saunetv2_lib.data.datasets import Sample  # noqa: E402
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from saunetv2_lib import paper
 from saunetv2_lib.companion import reproduce
 from saunetv2_lib.companion.reproduce import NotebookError
 
@@ -136,80 +133,6 @@ def test_stage_and_render_site_with_smalldocs(tmp_path, monkeypatch):
     assert "Loss page" in (where.site_dir / "notebooks" / "03_loss.html").read_text("utf-8")
     with pytest.raises(FileNotFoundError, match="_quarto.yml does not exist"):
         reproduce.render_site(tmp_path / "nowhere")
-
-
-def test_comparison_rows_tolerance_and_files(tmp_path):
-    row = reproduce._row("Table 1A", "SA-UNetv2", "f1", 82.82, 82.0, 1.0, "%", "b", "PAGE", "x")
-    assert row["difference"] == pytest.approx(-0.82) and row["within"] is True
-    outside = reproduce._row("Table 1A", "m", "f1", 82.82, 80.0, 1.0, "%", "b", "PAGE", "x")
-    assert outside["within"] is False
-    pending = reproduce._row("Table 2", "m", "f1", 82.81, None, 2.0, "%", "b", "3P", "pending")
-    assert pending["within"] is None and pending["difference"] is None
-    assert reproduce._half_last_digit(21.19) == pytest.approx(0.005)
-    assert reproduce._half_last_digit(0.066) == pytest.approx(0.0005)
-    assert reproduce.summarise([row, outside, pending]) == {
-        "total": 3,
-        "within": 1,
-        "outside": 1,
-        "pending": 1,
-    }
-    paths = reproduce.write_paper_vs_reproduced([row, outside, pending], tmp_path)
-    with open(paths["csv"], newline="") as handle:
-        records = list(csv.DictReader(handle))
-    assert [r["within"] for r in records] == ["true", "false", ""]
-    assert records[0]["ours"] == "82" and records[2]["ours"] == ""
-    text = paths["md"].read_text()
-    assert text.startswith("**1 of 3 rows within tolerance**")
-    assert "**outside**" in text and "pending" in text
-    assert "| Table 1A | 2 | 1 | 1 | 0 |" in text and "| Table 2 | 1 | 0 | 0 | 1 |" in text
-
-
-def test_metric_rows_read_the_cards_paper_protocol_cell(tmp_path):
-    (tmp_path / "drive.keras").write_bytes(b"stand-in")
-    card = {
-        "metrics": [
-            {"region": "whole", "aggregate": "pooled", "threshold": 0.5, "f1": 0.1},
-            {"region": "whole", "aggregate": "per_image", "threshold": 0.5, "paper": True,
-             **{m: 0.8 for m in paper.METRICS}},
-            {"region": "fov", "aggregate": "per_image", "threshold": 0.5,
-             **{m: 0.7 for m in paper.METRICS}},
-        ]
-    }  # fmt: skip
-    (tmp_path / "drive.json").write_text(json.dumps(card))
-    rows = reproduce.metric_rows(tmp_path)
-    whole = [r for r in rows if r["paper_table"] == "Table 1A"]
-    fov = [r for r in rows if r["paper_table"] == "Table 1B"]
-    stare = [r for r in rows if r["paper_table"] == "Table 2"]
-    assert [r["ours"] for r in whole] == pytest.approx([80.0] * 7)
-    assert [r["ours"] for r in fov] == pytest.approx([70.0] * 7)
-    f1 = next(r for r in whole if r["quantity"] == "f1")
-    assert f1["difference"] == pytest.approx(80.0 - 82.82)
-    assert all(r["ours"] is None and "not shipped" in r["ours_from"] for r in stare)
-    assert stare[0]["tolerance"] == pytest.approx(2 * reproduce.METRIC_TOLERANCE_PP["f1"])
-
-
-def test_cpu_rows_read_notebook_06_table(tmp_path):
-    assert all(r["ours"] is None for r in reproduce.cpu_rows(tmp_path))
-    (tmp_path / "06_efficiency.csv").write_text(
-        "model,cpu_s_per_image,host\nsa_unet_v2,0.5,test host\nunet,3.0,test host\n"
-        "sa_unet,0.5,test host\n"
-    )
-    rows = {r["row"]: r for r in reproduce.cpu_rows(tmp_path)}
-    assert rows["SA-UNetv2"]["ours"] == 0.5 and rows["SA-UNetv2"]["within"] is True
-    unet = rows["U-Net"]
-    assert unet["quantity"] == "cpu_ratio"
-    assert unet["paper"] == pytest.approx(3.16 / 0.95) and unet["ours"] == pytest.approx(6.0)
-    assert unet["within"] is False  # 6.0 vs 3.33: beyond 50 %
-    assert rows["SA-UNet"]["ours"] == pytest.approx(1.0) and rows["SA-UNet"]["within"] is True
-    assert rows["Attention U-Net"]["within"] is None
-    assert "test host" in rows["SA-UNetv2"]["ours_from"]
-    (tmp_path / "06_efficiency.csv").write_text(
-        "model,cpu_s_per_image,host,load_average,cores\nsa_unet_v2,0.5,h,3.9,2\nunet,3.0,h,3.9,2\n"
-    )
-    busy = {r["row"]: r for r in reproduce.cpu_rows(tmp_path)}
-    assert busy["U-Net"]["ours"] == pytest.approx(6.0)  # reported ...
-    assert busy["U-Net"]["within"] is None and busy["U-Net"]["difference"] is None  # ... not judged
-    assert "under load 3.9 on 2 cores" in busy["U-Net"]["ours_from"]
 
 
 def test_artefact_map_names_every_notebook():

@@ -1,0 +1,419 @@
+"""Paper vs reproduced: every number of the paper we can recompute, judged against a stated tolerance.
+
+Complexity (parameters, GFLOPs) must match to the paper's printed precision; the shipped weights'
+metrics within a re-training tolerance per metric; CPU times by their ratios to SA-UNetv2 (the
+paper's CPU is not ours). Rows outside their tolerance carry a diagnosis from
+:data:`KNOWN_GAPS`; a gap that closes must leave the register (``tests/test_paper_vs_reproduced.py``).
+The runner (:mod:`saunetv2_lib.companion.reproduce`) writes the table as
+``figures/paper_vs_reproduced.csv`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+PAPER_VS_REPRODUCED = "paper_vs_reproduced"
+
+# Tolerances of trained-model metrics, in percentage points. A CPU re-training with on-the-fly
+# augmentation is not the authors' run: seeds alone move DRIVE F1 by a few tenths; sensitivity
+# moves most, since it trades off against specificity at a fixed threshold. STARE has only 4
+# test images and third-party numbers, hence twice the tolerance.
+METRIC_TOLERANCE_PP = {
+    "f1": 1.0,
+    "jaccard": 1.5,
+    "sensitivity": 3.0,
+    "specificity": 0.5,
+    "accuracy": 0.3,
+    "mcc": 1.0,
+    "auc": 0.5,
+}
+STARE_TOLERANCE_FACTOR = 2.0
+# Reproduced rows known to fall outside their tolerance, with the diagnosis. The tolerances stay
+# honest: an outside row is reported as outside everywhere (CSV, home page, notebooks); this
+# register only records that it is understood. tests/test_paper_vs_reproduced.py fails on an
+# outside row that is not registered here, and on a registered gap that no longer has one (so
+# that a fixed gap is removed from this list).
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    ("Table 1A", "SA-UNetv2"): (
+        "the shipped DRIVE weights ran the paper's 150-epoch schedule on 2 CPU cores with "
+        "on-the-fly augmentation: 18 training images, batch 8, 450 optimizer steps in all, about "
+        "13x fewer than the paper's offline 13x-augmented set; validation loss was still falling "
+        "at the end (learning rate never reduced). The paper-scale run (`saunetv2 campaign`, "
+        "campaign `paper`) is in progress; notebook 4 shows its test F1 against optimizer steps."
+    ),
+    ("Table 1B", "SA-UNetv2"): "the same DRIVE weights as Table 1A; see that row's diagnosis.",
+}
+# CPU seconds depend on the host (the paper's: a 2-core Xeon); the time of each baseline relative
+# to SA-UNetv2 transfers better between machines, but still depends on caches and memory
+# bandwidth (the large baselines suffer most when other processes share the CPU).
+CPU_RATIO_TOLERANCE = 0.5
+BUSY_LOAD = 0.75  # per core: above this the machine was shared while timing
+
+
+def _row(
+    ref: str,
+    model: str,
+    quantity: str,
+    paper: float | None,
+    ours: float | None,
+    tolerance: float,
+    unit: str,
+    basis: str,
+    source: str,
+    ours_from: str,
+    judged: bool = True,
+) -> dict[str, Any]:
+    known = ours is not None and paper is not None and not math.isnan(float(ours))
+    difference = float(ours) - float(paper) if known else None
+    if not judged:  # reported, but not held to the tolerance (e.g. timed on a busy machine)
+        difference = None
+    return {
+        "paper_table": ref,
+        "row": model,
+        "quantity": quantity,
+        "unit": unit,
+        "paper": paper,
+        "ours": None if ours is None else float(ours),
+        "difference": difference,
+        "tolerance": tolerance,
+        "within": None if difference is None else bool(abs(difference) <= tolerance + 1e-9),
+        "tolerance_basis": basis,
+        "paper_source": source,
+        "ours_from": ours_from,
+    }
+
+
+def _half_last_digit(number: float) -> float:
+    """Half a unit of the last printed decimal of ``number`` (two decimals for most tables)."""
+    text = f"{number:.6f}".rstrip("0").rstrip(".")
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return 0.5 * 10 ** (-decimals)
+
+
+def _gflops(model) -> float:
+    from saunetv2_lib.complexity import layer_costs
+
+    return sum(r["flops"] for r in layer_costs(model)) / 1e9
+
+
+def table1_complexity_rows() -> list[dict[str, Any]]:
+    """Parameters and GFLOPs of Table 1A's four models rebuilt now, plus the text's SA-UNetv2 claims.
+
+    SA-UNetv2 and SA-UNet must match to the printed digit (half a unit of the last decimal); U-Net
+    and Attention U-Net are arithmetic reconstructions (spec 2.2), allowed 0.1 %.
+    """
+    import keras
+
+    from saunetv2_lib import paper
+    from saunetv2_lib.complexity import weights_file_mb
+    from saunetv2_lib.models import get_model
+
+    rows = []
+    table = paper.table("drive_without_fov")
+    for name, registry in paper.REGISTRY.items():
+        model = get_model(registry)
+        params = model.count_params()
+        reconstructed = registry in ("unet", "attention_unet")
+        for quantity, ours, unit in (
+            ("params_m", params / 1e6, "M"),
+            ("gflops", _gflops(model), "GFLOPs"),
+        ):
+            printed = table.row(name)[quantity]
+            tolerance = _half_last_digit(printed)
+            basis = "half the last printed digit"
+            if reconstructed:
+                tolerance, basis = max(tolerance, 1e-3 * printed), "0.1 % (reconstructed baseline)"
+            rows.append(
+                _row(table.ref, name, quantity, printed, ours, tolerance, unit, basis,
+                     table.cell_source(name, quantity), f"saunetv2_lib.models.{registry}")
+            )  # fmt: skip
+        if registry == "sa_unet_v2":
+            claims = paper.CLAIMS
+            rows.append(
+                _row("text", name, "params", claims["params"]["value"], params, 0, "parameters",
+                     "exact", claims["params"]["source"], "model.count_params()")
+            )  # fmt: skip
+            mib = weights_file_mb(model) * 1e6 / 2**20
+            rows.append(
+                _row("text", name, "memory", claims["memory_mb"]["value"], mib, 0.05, "MiB",
+                     "half the last printed digit", claims["memory_mb"]["source"],
+                     ".weights.h5 file size in MiB (the paper's method is not stated)")
+            )  # fmt: skip
+        keras.backend.clear_session()
+    return rows
+
+
+# Table 3 prints 21.19 GFLOPs for all three 16-32-48-64 rows, the full model's cost; counted
+# with the same profiler rules the rows without CSA are cheaper (spec 5.4 is a 3P transcription).
+ABLATION_REPEATED_BASIS = "1 % (the paper repeats the full model's GFLOPs on this row)"
+
+
+def ablation_complexity_rows() -> list[dict[str, Any]]:
+    """Parameters and GFLOPs of each step of the architecture ablation (Table 3), rebuilt now."""
+    import keras
+
+    from saunetv2_lib import paper
+    from saunetv2_lib.models import build_unet, get_model
+
+    rows = []
+    ablation = paper.table("architecture_ablation")
+    for entry in ablation.rows:
+        build = dict(entry["build"])
+        if "model" in build:
+            model = get_model(build.pop("model"), **build)
+        else:
+            model = build_unet((592, 592, 3), name="ablation", **build)
+        described = ", ".join(f"{k}={v}" for k, v in entry["build"].items())
+        for quantity, ours, unit in (
+            ("params_m", model.count_params() / 1e6, "M"),
+            ("gflops", _gflops(model), "GFLOPs"),
+        ):
+            printed = entry[quantity]
+            tolerance, basis = _half_last_digit(printed), "half the last printed digit"
+            if quantity == "gflops" and entry.get("gflops_repeated"):
+                tolerance, basis = 0.01 * printed, ABLATION_REPEATED_BASIS
+            rows.append(
+                _row(ablation.ref, entry["model"], quantity, printed, ours, tolerance, unit,
+                     basis, ablation.source, f"saunetv2_lib.models ({described})")
+            )  # fmt: skip
+        keras.backend.clear_session()
+    return rows
+
+
+def complexity_rows() -> list[dict[str, Any]]:
+    """:func:`table1_complexity_rows` followed by :func:`ablation_complexity_rows`."""
+    return table1_complexity_rows() + ablation_complexity_rows()
+
+
+def metric_rows(weights_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """The shipped weights' test metrics (paper protocol cells of their model cards) vs the paper.
+
+    Rows stay in the table with ``ours`` empty while the weights are not shipped yet.
+    """
+    from saunetv2_lib import paper, weights
+
+    shipped = weights
+
+    if weights_dir is not None:
+        shipped = _weights_module_at(Path(weights_dir))
+    targets = (
+        ("drive", "drive_without_fov", {"region": "whole"}, 1.0),
+        ("drive", "drive_with_fov", {"region": "fov"}, 1.0),
+        ("stare", "stare", {"region": "whole"}, STARE_TOLERANCE_FACTOR),
+    )
+    rows = []
+    for name, key, match, factor in targets:
+        table = paper.table(key)
+        card_row = None
+        available = shipped.list_weights().get(name, False)
+        if available:
+            card_row = weights.card_row(shipped.read_model_card(name), **match)
+        origin = (
+            f"shipped weights '{name}' (model card)"
+            if card_row
+            else f"pending: weights '{name}' not shipped yet"
+        )
+        for metric in paper.METRICS:
+            printed = table.row("SA-UNetv2")[metric]
+            ours = None if card_row is None else 100.0 * float(card_row[metric])
+            rows.append(
+                _row(table.ref, "SA-UNetv2", metric, printed, ours,
+                     METRIC_TOLERANCE_PP[metric] * factor, "%",
+                     f"{METRIC_TOLERANCE_PP[metric] * factor:g} pp (re-training)",
+                     table.cell_source("SA-UNetv2", metric), origin)
+            )  # fmt: skip
+    return rows
+
+
+def _weights_module_at(directory: Path):
+    """The weights module reading ``directory`` instead of the package folder (for tests)."""
+    import types
+
+    from saunetv2_lib import weights
+
+    module = types.SimpleNamespace()
+    module.list_weights = lambda: {
+        name: (directory / f"{name}.keras").is_file() for name in weights.SHIPPED_NAMES
+    }
+    module.read_model_card = lambda name: weights.read_model_card(directory / f"{name}.keras")
+    return module
+
+
+def cpu_rows(figures_dir: str | Path) -> list[dict[str, Any]]:
+    """CPU times measured by notebook 06 on this host (``06_efficiency.csv``) vs the paper.
+
+    The paper's CPU is not ours, so SA-UNetv2's absolute time only has to stay within the
+    paper's number either way (``|ours - paper| <= paper``); the baselines are compared by what
+    transfers between machines: their time relative to SA-UNetv2, within ``CPU_RATIO_TOLERANCE``.
+    Timings taken while the machine was busy (1-minute load average above ``BUSY_LOAD`` per core,
+    recorded by notebook 06) are reported but not judged: other processes slow the large models
+    more than the small ones, which distorts the ratios.
+    """
+    from saunetv2_lib import paper
+
+    path = Path(figures_dir) / "06_efficiency.csv"
+    measured: dict[str, float] = {}
+    origin = "pending: notebook 06 has not written 06_efficiency.csv"
+    judged = True
+    if path.is_file():
+        with open(path, newline="", encoding="utf-8") as handle:
+            for record in csv.DictReader(handle):
+                if record.get("cpu_s_per_image"):
+                    measured[record["model"]] = float(record["cpu_s_per_image"])
+                    origin = f"06_efficiency.csv, measured on {record.get('host') or 'this host'}"
+                    load, cores = record.get("load_average"), record.get("cores")
+                    if load and cores and float(load) > BUSY_LOAD * float(cores):
+                        judged = False
+                        origin += (
+                            f" under load {float(load):.1f} on {int(float(cores))} cores: "
+                            "not judged, re-run notebook 06 on an idle machine"
+                        )
+    table = paper.table("cpu_time")
+    reference = table.row("SA-UNetv2")["cpu_s"]
+    ours_reference = measured.get("sa_unet_v2")
+    rows = [
+        _row("Table 1A", "SA-UNetv2", "cpu_s", reference, ours_reference, reference, "s / image",
+             "|ours - paper| <= paper (a different CPU)", table.source, origin, judged)
+    ]  # fmt: skip
+    for name, registry in paper.REGISTRY.items():
+        if registry == "sa_unet_v2":
+            continue
+        ratio = table.row(name)["cpu_s"] / reference
+        ours = None
+        if registry in measured and ours_reference:
+            ours = measured[registry] / ours_reference
+        rows.append(
+            _row("Table 1A", name, "cpu_ratio", ratio, ours, CPU_RATIO_TOLERANCE * ratio,
+                 "x SA-UNetv2", f"{CPU_RATIO_TOLERANCE:.0%} of the paper's ratio",
+                 table.source, origin, judged)
+        )  # fmt: skip
+    return rows
+
+
+def paper_vs_reproduced(
+    figures_dir: str | Path, weights_dir: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """Every paper number this project reproduces, ours beside it, the difference and tolerance.
+
+    Complexity is recomputed now; metrics come from the shipped weights' model cards; CPU times
+    from notebook 06's ``06_efficiency.csv`` in ``figures_dir``. Each row has ``within``: True,
+    False, or None while ours is pending.
+    """
+    return complexity_rows() + metric_rows(weights_dir) + cpu_rows(figures_dir)
+
+
+CSV_COLUMNS = (
+    "paper_table",
+    "row",
+    "quantity",
+    "unit",
+    "paper",
+    "ours",
+    "difference",
+    "tolerance",
+    "within",
+    "tolerance_basis",
+    "paper_source",
+    "ours_from",
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.6g}" if abs(value) < 1e5 else f"{value:.0f}"
+    return str(value)
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """Counts: ``total``, ``within``, ``outside``, ``pending``."""
+    within = sum(1 for r in rows if r["within"] is True)
+    outside = sum(1 for r in rows if r["within"] is False)
+    return {
+        "total": len(rows),
+        "within": within,
+        "outside": outside,
+        "pending": len(rows) - within - outside,
+    }
+
+
+def write_paper_vs_reproduced(
+    rows: Sequence[dict[str, Any]], figures_dir: str | Path
+) -> dict[str, Path]:
+    """Write ``paper_vs_reproduced.csv`` and the home page's ``paper_vs_reproduced.md``."""
+    out = Path(figures_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / f"{PAPER_VS_REPRODUCED}.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
+    md_path = out / f"{PAPER_VS_REPRODUCED}.md"
+    md_path.write_text(paper_vs_reproduced_markdown(rows), encoding="utf-8")
+    return {"csv": csv_path, "md": md_path}
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit == "parameters":
+        return f"{value:,.0f}"
+    return f"{value:.3f}" if unit in ("M", "MiB", "x SA-UNetv2") else f"{value:.2f}"
+
+
+def paper_vs_reproduced_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown for the home page: a one-line summary, counts per paper table, then every row."""
+    counts = summarise(rows)
+    lines = [
+        f"**{counts['within']} of {counts['total']} rows within tolerance**, "
+        f"{counts['outside']} outside, {counts['pending']} pending (no reproduced value yet, or "
+        "measured under conditions that cannot be judged; see the last column).",
+        "",
+        "| paper table | rows | within | outside | pending |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for table in dict.fromkeys(r["paper_table"] for r in rows):
+        part = summarise([r for r in rows if r["paper_table"] == table])
+        lines.append(
+            f"| {table} | {part['total']} | {part['within']} | {part['outside']} | {part['pending']} |"
+        )
+    gaps = {(r["paper_table"], r["row"]) for r in rows if r["within"] is False}
+    if gaps:
+        lines += ["", "Why rows are outside their tolerance:", ""]
+        for table, model in dict.fromkeys(sorted(gaps)):
+            reason = KNOWN_GAPS.get((table, model), "not diagnosed yet.")
+            lines.append(f"* **{table} · {model}**: {reason}")
+    lines += [
+        "",
+        "| paper table · row | quantity | paper | ours | ours − paper | tolerance | status |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        status = {True: "✓ within", False: "✗ **outside**", None: "… pending"}[row["within"]]
+        if row["within"] is None and row["ours"] is not None:
+            status = "reported, not judged"
+        unit = row["unit"]
+        label = paper_label(row["quantity"])
+        label = label if unit in label else f"{label} ({unit})"
+        difference = "–" if row["difference"] is None else f"{row['difference']:+.2g}"
+        lines.append(
+            f"| {row['paper_table']} · {row['row']} | {label} | "
+            f"{_number(row['paper'], unit)} | {_number(row['ours'], unit)} | {difference} | "
+            f"±{row['tolerance']:.2g} | {status} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def paper_label(quantity: str) -> str:
+    """The paper's column label of ``quantity`` (``f1`` -> ``F1``)."""
+    from saunetv2_lib.paper import METRIC_LABELS
+
+    return METRIC_LABELS.get(quantity, quantity)
