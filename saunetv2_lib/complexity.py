@@ -240,13 +240,21 @@ def tf_profiler_flops(model: keras.Model, input_shape: Sequence[int]) -> int:
 
     This is what ``keras_flops.get_flops`` did for the paper; kept to cross-check the analytic count.
     """
+    return profiler_flops(lambda x: model(x, training=False), [[1, *input_shape]])
+
+
+def profiler_flops(function: Callable, input_shapes: Sequence[Sequence[int]]) -> int:
+    """TF-profiler FLOPs of ``function(*tensors)`` traced at the given full shapes (TF only).
+
+    The tests use it to check a cost formula on one layer or function.
+    """
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2_as_graph,
     )
 
-    spec = tf.TensorSpec([1, *input_shape], tf.float32)
-    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    specs = [tf.TensorSpec(list(shape), tf.float32) for shape in input_shapes]
+    concrete = tf.function(function).get_concrete_function(*specs)
     frozen, _ = convert_variables_to_constants_v2_as_graph(concrete)
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"

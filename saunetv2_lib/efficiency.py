@@ -369,6 +369,27 @@ if __name__ == "__main__":
 
 
 # ------------------------------------------------------------------------- the paper's CPU times
+def save_report(report: Mapping[str, Any], folder: str | Path = BENCHMARK_RESULTS_DIR) -> Path:
+    """Write a :func:`benchmark` report as ``<UTC time>_<cpu>_<cores>c_<size>_<models>.json``.
+
+    The name says when, where and what was measured, so reports from several machines sit side
+    by side in ``benchmarks/results/``. Returns the written path.
+    """
+    import datetime as dt
+    import re
+
+    host = report["host"]
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%MZ")
+    cpu = re.sub(r"[^a-z0-9]+", "-", host["cpu"].lower()).strip("-")
+    models = "-".join(dict.fromkeys(row["model"] for row in report["results"]))
+    size = report["settings"]["size"]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{stamp}_{cpu}_{host['usable_cores']}c_{size}_{models}.json"
+    target.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return target
+
+
 PAPER_TIMING_GLOB = "*_paper_timing.json"
 
 

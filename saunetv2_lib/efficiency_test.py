@@ -198,3 +198,15 @@ def test_official_recipe_warms_up_on_one_image_then_times_the_whole_set():
     assert calls == [(1, 16, 16, 3), (5, 16, 16, 3), (5, 16, 16, 3)]
     assert timing["images"] == 5 and timing["repeat_seconds_per_image"] >= 0
     assert timing["seconds_per_image"] == pytest.approx(timing["total_s"] / 5)
+
+
+def test_save_report_names_the_file_by_time_host_size_and_models(tmp_path):
+    report = {
+        "host": {"cpu": "AMD EPYC 7B13 (x)", "usable_cores": 2},
+        "settings": {"size": 64},
+        "results": [{"model": "sa_unet_v2"}, {"model": "sa_unet_v2"}, {"model": "unet"}],
+    }
+    path = efficiency.save_report(report, tmp_path / "results")
+    assert path.parent == tmp_path / "results"
+    assert path.name.endswith("_amd-epyc-7b13-x_2c_64_sa_unet_v2-unet.json")
+    assert json.loads(path.read_text("utf-8")) == report

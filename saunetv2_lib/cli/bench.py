@@ -22,6 +22,10 @@ def _bench(args: argparse.Namespace) -> int:
         log=None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True)),
     )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if args.save is not None:
+        from saunetv2_lib.efficiency import save_report
+
+        print(f"wrote {save_report(report, args.save)}", file=sys.stderr)
     return 0
 
 
@@ -94,6 +98,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    parser.add_argument(
+        "--save",
+        metavar="DIR",
+        help="also keep the report as DIR/<UTC time>_<cpu>_<cores>c_<size>_<models>.json",
+    )
     parser.set_defaults(func=_bench)
 
     parser = subparsers.add_parser(

@@ -13,8 +13,7 @@ vocabulary, for the command line's choices) does not load the readers.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from saunetv2_lib.lazy import lazy_exports
 
 _PUBLIC = {
     "DATASETS": "datasets",
@@ -38,13 +37,4 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'saunetv2_lib.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"saunetv2_lib.data.{_PUBLIC[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())

@@ -25,7 +25,7 @@ einsum                          depends on TF's lowering (a broadcast einsum sta
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import layers
@@ -34,6 +34,7 @@ from saunetv2_lib.complexity import (
     activation_flops,
     conv2d_cost,
     layer_cost,
+    profiler_flops,
     register_counter,
     register_free_layer,
 )
@@ -99,28 +100,6 @@ def _layer_norm(layer, input_shapes, output_shape):
 @register_counter(layers.UpSampling2D)
 def _upsampling(layer, input_shapes, output_shape):
     return 0, 0  # ResizeBilinear / ResizeNearestNeighbor have no registered cost
-
-
-def profiler_flops(function: Callable, input_shapes: Sequence[Sequence[int]]) -> int:
-    """TF-profiler FLOPs of ``function(*tensors)`` traced at the given full shapes (TF only).
-
-    Used by the tests to check a cost formula on one layer or function; the model-level
-    counterpart is :func:`saunetv2_lib.complexity.tf_profiler_flops`.
-    """
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2_as_graph,
-    )
-
-    specs = [tf.TensorSpec(list(shape), tf.float32) for shape in input_shapes]
-    concrete = tf.function(function).get_concrete_function(*specs)
-    frozen, _ = convert_variables_to_constants_v2_as_graph(concrete)
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    profile = tf.compat.v1.profiler.profile(
-        graph=frozen.graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=options
-    )
-    return int(profile.total_float_ops)
 
 
 def layer_profiler_flops(layer: keras.layers.Layer, input_shapes: Sequence[Sequence[int]]) -> int:

@@ -13,8 +13,7 @@ The names below are the public face; they load on first use, so ``import saunetv
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from saunetv2_lib.lazy import lazy_exports
 
 _PUBLIC = {
     "GROUP_NORM_STATISTICS": "config",
@@ -41,13 +40,4 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'saunetv2_lib.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"saunetv2_lib.training.{_PUBLIC[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())

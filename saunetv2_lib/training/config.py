@@ -158,6 +158,18 @@ class TrainConfig:
             )
         return cls(**values)
 
+    def data_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`saunetv2_lib.data.pipeline.training_data` for this run."""
+        names = (
+            "val_count", "seed", "batch_size", "side", "anchor", "labels", "max_train_images",
+            "augment", "augment_flips", "patch_size", "epoch_repeats",
+        )  # fmt: skip
+        return {
+            "dataset": self.dataset,
+            "root": self.data_root,
+            **{n: getattr(self, n) for n in names},
+        }
+
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated again); unknown names raise ``ValueError``."""
         return TrainConfig.from_dict({**self.to_dict(), **changes})

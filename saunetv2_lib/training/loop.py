@@ -262,22 +262,7 @@ def train(
         truncate_history(out_dir / "history.csv", initial_epoch)
 
     keras.utils.set_random_seed(config.seed + initial_epoch)
-    data = training_data(
-        config.dataset,
-        config.data_root,
-        val_count=config.val_count,
-        seed=config.seed,
-        batch_size=config.batch_size,
-        side=config.side,
-        anchor=config.anchor,
-        epoch=initial_epoch,
-        labels=config.labels,
-        max_train_images=config.max_train_images,
-        augment=config.augment,
-        augment_flips=config.augment_flips,
-        patch_size=config.patch_size,
-        epoch_repeats=config.epoch_repeats,
-    )
+    data = training_data(**config.data_arguments(), epoch=initial_epoch)
 
     with _scope(strategy):
         model = build_model(config)
