@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 
-import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,6 +17,7 @@ from sklearn.metrics import f1_score, matthews_corrcoef, roc_auc_score
 from saunetv2_lib import evaluation, metrics
 from saunetv2_lib.data import datasets
 from saunetv2_lib.evaluation import Protocol, evaluate, protocol_switchboard
+from saunetv2_lib.inference_test import green_model
 from saunetv2_lib.models import get_model
 
 SIDE = 48
@@ -52,15 +52,6 @@ def fake_data(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_split", fake_load_split)
     return calls
-
-
-def green_model(input_shape=(None, None, 3)) -> keras.Model:
-    """A 'model' whose output is exactly the input's green channel (1x1 conv, weights 0/1/0)."""
-    inputs = keras.Input(input_shape)
-    conv = keras.layers.Conv2D(1, 1, use_bias=False, name="green")
-    outputs = conv(inputs)
-    conv.set_weights([np.array([0.0, 1.0, 0.0], np.float32).reshape(1, 1, 3, 1)])
-    return keras.Model(inputs, outputs)
 
 
 @pytest.mark.parametrize("anchor", ["top_left", "center"])

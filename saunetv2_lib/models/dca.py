@@ -35,6 +35,7 @@ skip design here.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -301,38 +302,33 @@ def build_unet_dca(
     bottleneck_attention: bool = True,
     patch_size: int = 8,
     spatial_heads: int = 4,
-    dropblock_rate: float = 0.15,
-    block_size: int = 7,
-    norm: str = "group",
-    groups: int = 8,
-    norm_epsilon: float = 1e-3,
-    activation: str = "silu",
-    kernel_initializer: str = "he_normal",
-    head_initializer: str = "he_normal",
-    seed: int | None = None,
     name: str = "unet_dca",
+    **unet_kwargs,
 ) -> keras.Model:
-    """:func:`saunetv2_lib.models.build_unet` with one :class:`DualCrossAttention` over all skips.
+    """:func:`saunetv2_lib.models.unet.build_unet` with one :class:`DualCrossAttention` over all skips.
 
-    Encoder, bottleneck and decoder are layer for layer those of ``build_unet`` (same names); the
-    skips ``enc{l}_conv2`` go through ``skip_dca`` before the decoder concatenates them (no CSA,
-    SA or gate on the skips). DCA's output normalisation uses ``norm``/``groups``/``activation``.
+    Encoder, bottleneck and decoder are layer for layer those of ``build_unet`` (same names; its
+    other arguments pass through ``unet_kwargs``); the skips ``enc{l}_conv2`` go through
+    ``skip_dca`` before the decoder concatenates them (no CSA, SA or gate on the skips). DCA's
+    output normalisation uses the block's ``norm``/``groups``/``norm_epsilon``/``activation``.
     """
     if len(widths) < 2:
         raise ValueError(f"widths needs at least one encoder stage and a bottleneck, got {widths}.")
     # DCA's patch embedding pools by up to ``patch_size``: the side must divide by that too.
     check_input_shape(input_shape, max(len(widths) - 1, int(math.log2(patch_size))), name)
+    defaults = inspect.signature(build_unet).parameters
+    block = {
+        key: unet_kwargs.get(key, defaults[key].default)
+        for key in ("norm", "groups", "norm_epsilon", "activation")
+    }
 
     def dual_cross_attention(skips: list) -> list:
         return DualCrossAttention(
             widths[:-1],
             patch_size=patch_size,
             spatial_heads=spatial_heads,
-            norm=norm,
-            groups=groups,
-            norm_epsilon=norm_epsilon,
-            activation=activation,
             name="skip_dca",
+            **block,
         )(skips)
 
     return build_unet(
@@ -340,17 +336,9 @@ def build_unet_dca(
         widths=widths,
         skip="none",
         bottleneck_attention=bottleneck_attention,
-        dropblock_rate=dropblock_rate,
-        block_size=block_size,
-        norm=norm,
-        groups=groups,
-        norm_epsilon=norm_epsilon,
-        activation=activation,
-        kernel_initializer=kernel_initializer,
-        head_initializer=head_initializer,
-        seed=seed,
         name=name,
         skips_block=dual_cross_attention,
+        **unet_kwargs,
     )
 
 
