@@ -369,6 +369,16 @@ if __name__ == "__main__":
 
 
 # ------------------------------------------------------------------------- the paper's CPU times
+def speed_ratios(seconds: Mapping[str, float], reference: str) -> dict[str, float]:
+    """Each model's time over ``reference``'s (``{name: seconds[name] / seconds[reference]}``).
+
+    ``2.0`` means twice as slow as the reference: how many times faster the reference is.
+    """
+    if reference not in seconds:
+        raise KeyError(f"no time for the reference {reference!r}; have {', '.join(seconds)}.")
+    return {name: value / seconds[reference] for name, value in seconds.items()}
+
+
 def save_report(report: Mapping[str, Any], folder: str | Path = BENCHMARK_RESULTS_DIR) -> Path:
     """Write a :func:`benchmark` report as ``<UTC time>_<cpu>_<cores>c_<size>_<models>.json``.
 

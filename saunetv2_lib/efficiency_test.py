@@ -210,3 +210,10 @@ def test_save_report_names_the_file_by_time_host_size_and_models(tmp_path):
     assert path.parent == tmp_path / "results"
     assert path.name.endswith("_amd-epyc-7b13-x_2c_64_sa_unet_v2-unet.json")
     assert json.loads(path.read_text("utf-8")) == report
+
+
+def test_speed_ratios_divide_by_the_reference():
+    ratios = efficiency.speed_ratios({"a": 0.5, "b": 2.0, "ref": 0.25}, "ref")
+    assert ratios == {"a": 2.0, "b": 8.0, "ref": 1.0}
+    with pytest.raises(KeyError, match="reference"):
+        efficiency.speed_ratios({"a": 1.0}, "ref")

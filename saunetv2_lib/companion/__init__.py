@@ -78,6 +78,25 @@ def percent(value: float | None, digits: int = 2) -> str:
 
 
 # ------------------------------------------------------------------------------ training runs
+SCHEDULE_EXCLUDED = ("notes", "profile", "data_root", "model_kwargs")
+
+
+def schedule_table(configs: Mapping[str, Any], exclude: Sequence[str] = ()):
+    """Training configurations side by side: a DataFrame, one column per config, a row per field.
+
+    ``configs`` maps a column title to a :class:`~saunetv2_lib.training.TrainConfig`. Fields in
+    :data:`SCHEDULE_EXCLUDED` and ``exclude`` are left out; the column ``differs`` holds ``"◀"``
+    where the first two columns differ.
+    """
+    import pandas as pd
+
+    dicts = {title: config.to_dict() for title, config in configs.items()}
+    first = next(iter(dicts.values()))
+    fields = [k for k in first if k not in (*SCHEDULE_EXCLUDED, *exclude)]
+    table = pd.DataFrame(dicts).loc[fields]
+    differs = table.iloc[:, 0].astype(str) != table.iloc[:, 1].astype(str)
+    table["differs"] = differs.map({True: "◀", False: ""})
+    return table
 
 
 def find_histories(
@@ -215,6 +234,38 @@ def paper_comparison(
             }
         )
     return pd.DataFrame.from_records(records, columns=["model", "source", *columns])
+
+
+def table_finding(
+    ours: Mapping[str, Mapping[str, float]], key: str, label: str, source: str
+) -> str:
+    """The Markdown sentence under a results table: our metrics and their difference from the paper.
+
+    ``ours`` maps a row name to its summary (fractions, keys :data:`saunetv2_lib.paper.METRICS`;
+    the first row is used; empty: pending); ``key`` is the paper table, ``label`` its reference
+    ("Table 1A"), ``source`` where our model came from (:func:`trained_model`'s description). A
+    source other than the shipped weights is flagged as provisional.
+    """
+    from saunetv2_lib import paper
+
+    if not ours:
+        return (
+            f"**{label}: ours pending.** {source[0].upper() + source[1:]}. The table shows the "
+            "paper's rows and the second observer."
+        )
+    summary = next(iter(ours.values()))
+    claimed = paper.table(key).row("SA-UNetv2")
+    parts = [
+        f"{paper.METRIC_LABELS[m]} {100 * summary[m]:.2f} ({100 * summary[m] - claimed[m]:+.2f})"
+        for m in paper.METRICS
+    ]
+    text = f"**{label}, ours (difference from the paper, points):** " + ", ".join(parts) + "."
+    if not source.startswith("the shipped"):
+        text += (
+            f" *Provisional: this is {source}, not the shipped weights, so these numbers do not "
+            "yet test the paper's claims.*"
+        )
+    return text
 
 
 # ------------------------------------------------------------------------------ trained models

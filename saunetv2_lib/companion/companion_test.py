@@ -145,3 +145,35 @@ def test_trained_model_says_when_there_is_none(tmp_path, monkeypatch):
     assert model is None and "not in saunetv2_lib/weights/ yet" in reason
     with pytest.raises(ValueError, match="prefer"):
         companion.trained_model(tmp_path, prefer="newest")
+
+
+def test_schedule_table_puts_configurations_side_by_side_and_marks_differences():
+    from saunetv2_lib.training import load_profile
+
+    full, quick = load_profile("drive/full"), load_profile("drive/quick")
+    table = companion.schedule_table({"full": full, "quick": quick}, exclude=("model",))
+    assert list(table.columns) == ["full", "quick", "differs"]
+    assert "notes" not in table.index and "data_root" not in table.index
+    assert "model" not in table.index and "epochs" in table.index
+    assert table.loc["epochs", "differs"] == "◀" and table.loc["lr", "differs"] == ""
+    assert table.loc["epochs", "quick"] == quick.epochs
+
+
+def test_table_finding_states_differences_from_the_paper_and_flags_provisional_sources():
+    from saunetv2_lib import paper
+
+    claimed = paper.table("drive_without_fov").row("SA-UNetv2")
+    summary = {m: claimed[m] / 100 + 0.001 for m in paper.METRICS}  # 0.1 point above the paper
+    shipped = companion.table_finding(
+        {"ours": summary}, "drive_without_fov", "Table 1A", "the shipped weights 'drive'"
+    )
+    assert shipped.startswith(
+        "**Table 1A, ours (difference from the paper, points):** F1 82.92 (+0.10)"
+    )
+    assert "Provisional" not in shipped
+    quick = companion.table_finding(
+        {"ours": summary}, "drive_without_fov", "Table 1A", "the quick run"
+    )
+    assert "*Provisional: this is the quick run" in quick
+    pending = companion.table_finding({}, "stare", "Table 2", "no STARE run yet")
+    assert pending.startswith("**Table 2: ours pending.** No STARE run yet.")

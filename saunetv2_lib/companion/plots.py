@@ -20,14 +20,15 @@ FN_COLOR = (0.1, 0.4, 1.0)
 OUTSIDE_COLOR = (0.25, 0.25, 0.25)
 
 
-def _plt():
+def pyplot():
+    """``matplotlib.pyplot``, imported on first use (the library does not import matplotlib)."""
     import matplotlib.pyplot as plt
 
     return plt
 
 
 def _grid(rows: int, columns: int, size: float = 3.0):
-    plt = _plt()
+    plt = pyplot()
     figure, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
     for axis in axes.ravel():
         axis.axis("off")
@@ -51,7 +52,7 @@ def dataset_samples(samples: Sequence[tuple[str, Any]]):
 
 def intensity_histograms(images_by_dataset: Mapping[str, tuple[list, list]], bins: int = 64):
     """Per dataset, histograms of the R, G, B values inside the FOVs (``{name: (images, fovs)}``)."""
-    plt = _plt()
+    plt = pyplot()
     figure, axes = plt.subplots(
         1, len(images_by_dataset), figsize=(4 * len(images_by_dataset), 3), squeeze=False
     )
@@ -79,7 +80,7 @@ def lines(
     axis=None,
 ):
     """A line plot of several named series against ``x`` (returns the figure)."""
-    plt = _plt()
+    plt = pyplot()
     if axis is None:
         figure, axis = plt.subplots(figsize=(5, 3.4))
     else:
@@ -127,7 +128,7 @@ def attention_panel(
 
 def training_history(histories: Mapping[str, Sequence[Mapping[str, float]]]):
     """Loss, accuracy and learning rate per epoch of each run (``{name: CSVLogger rows}``)."""
-    plt = _plt()
+    plt = pyplot()
     panels = (("loss", "loss"), ("accuracy", "pixel accuracy"), ("learning_rate", "learning rate"))
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for name, rows in histories.items():
@@ -159,7 +160,7 @@ def roc_pr(curves: Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]], po
     ``points`` optionally maps a label to ``(fpr, tpr, recall, precision)`` to mark an operating
     point (e.g. the second observer).
     """
-    plt = _plt()
+    plt = pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for label, (roc, pr) in curves.items():
         left.plot(roc["fpr"], roc["tpr"], label=f"{label} (AUC {roc['auc']:.4f})")
@@ -244,7 +245,7 @@ def per_image(values: Mapping[str, Sequence[float]], metric: str = "F1 (%)", ref
     import pandas as pd
     import seaborn as sns
 
-    plt = _plt()
+    plt = pyplot()
     frame = pd.DataFrame(
         [(label, float(v)) for label, points in values.items() for v in points],
         columns=["label", metric],
@@ -293,7 +294,7 @@ def bubble_chart(points: Sequence[Mapping[str, Any]], title: str = ""):
     and optionally ``ours: True`` (drawn in a second colour). Labels that would overlap are
     pushed apart vertically.
     """
-    plt = _plt()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7.5, 4.8))
     for point in points:
         known = point.get("gflops") is not None
@@ -320,7 +321,7 @@ def bubble_chart(points: Sequence[Mapping[str, Any]], title: str = ""):
 
 def bars(values: Mapping[str, float], ylabel: str, reference: Mapping[str, float] | None = None):
     """Bars of ``values`` with the paper's ``reference`` values beside them when given."""
-    plt = _plt()
+    plt = pyplot()
     labels = list(values)
     x = np.arange(len(labels))
     figure, axis = plt.subplots(figsize=(1.5 + 1.4 * len(labels), 3.4))
@@ -345,7 +346,7 @@ def design_comparison(rows: Sequence[Mapping[str, Any]], metric: str = "f1"):
     ``params``, ``gflops`` (bubble area), ``metric`` in [0, 1] and optionally
     ``cpu_s_per_image`` (rows without it are left out of the right panel). Both x axes are log.
     """
-    plt = _plt()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharey=True)
     panels = ((axes[0], "params", 1e-6, "parameters (M, log scale)"),
               (axes[1], "cpu_s_per_image", 1.0, "CPU seconds per image (log scale)"))  # fmt: skip
@@ -370,7 +371,7 @@ def design_comparison(rows: Sequence[Mapping[str, Any]], metric: str = "f1"):
 
 def validation_curves(histories: Mapping[str, Sequence[Mapping[str, float]]]):
     """Validation loss and accuracy per epoch, one line per run (``{name: CSVLogger rows}``)."""
-    plt = _plt()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 3.6))
     for name, rows in histories.items():
         epochs = [int(r.get("epoch", i)) + 1 for i, r in enumerate(rows)]
@@ -394,7 +395,7 @@ def f1_against_steps(
     ``series`` maps a label to points ``{"steps", "hours", "f1"}`` (F1 as a fraction); a series
     of one point is drawn as a marker. ``paper_f1`` (%) draws the paper's value as a line.
     """
-    plt = _plt()
+    plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
     for label, points in series.items():
         points = sorted(points, key=lambda p: p["steps"])
@@ -432,7 +433,7 @@ def configuration_intervals(
     import pandas as pd
     import seaborn as sns
 
-    plt = _plt()
+    plt = pyplot()
     names = [row["configuration"] for row in rows]
     figure, axis = plt.subplots(figsize=(7.5, 0.6 + 0.55 * len(rows)))
     positions = np.arange(len(rows))
