@@ -269,6 +269,8 @@ def _decode(path: Path, mode: str) -> np.ndarray:
 def read_image(path: Path | str) -> np.ndarray:
     """Read a colour fundus image (TIFF, PPM, JPEG, PNG, ..., optionally ``.gz``).
 
+    The decoding is :func:`saunetv2_lib.data.images.read_image`'s; this adds the data-root hint.
+
     Returns:
         ``(H, W, 3)`` float32 RGB in [0, 1] (8-bit values divided by 255).
 
@@ -276,7 +278,15 @@ def read_image(path: Path | str) -> np.ndarray:
         FileNotFoundError: the file does not exist.
         ValueError: the file cannot be decoded (corrupt or truncated); the message names it.
     """
-    return _decode(Path(path), "RGB").astype(np.float32) / np.float32(255.0)
+    from saunetv2_lib.data.images import read_image as read_any_image
+
+    try:
+        return read_any_image(path)
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot decode {error} The file is corrupt or truncated; check the data root with "
+            "`saunetv2 data verify`."
+        ) from error
 
 
 def read_label(path: Path | str) -> np.ndarray:
