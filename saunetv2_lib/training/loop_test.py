@@ -135,12 +135,12 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import keras, numpy as np
 from saunetv2_lib.training import TrainConfig, build_model
 rng = np.random.default_rng(0)
-x = rng.random((4, 32, 32, 3), dtype=np.float32)
-y = (rng.random((4, 32, 32, 1)) < 0.2).astype("float32")
+x = rng.random((4, 64, 64, 3), dtype=np.float32)
+y = (rng.random((4, 64, 64, 1)) < 0.2).astype("float32")
 devices = [d.name for d in tf.config.list_logical_devices("CPU")]
 report = {}
 for weights in ((1.0, 0.0), (0.5, 0.5)):
-    config = TrainConfig(side=32, batch_size=4, bce_weight=weights[0], mcc_weight=weights[1],
+    config = TrainConfig(side=64, batch_size=4, bce_weight=weights[0], mcc_weight=weights[1],
                          model_kwargs={"dropblock_rate": 0.0})
     keras.utils.set_random_seed(0)
     single = build_model(config)
