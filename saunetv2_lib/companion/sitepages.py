@@ -82,13 +82,21 @@ def provenance(repo_root: str | Path, profile: str, data_root: str | Path | None
 def record_provenance(notebook: dict[str, Any], facts: dict[str, Any]) -> None:
     """Store ``facts`` in a notebook's metadata and hide papermill's injected parameters cell.
 
-    ``notebook`` is the notebook's JSON (a dict, or an ``nbformat`` node), changed in place.
+    The injected cell also loses papermill's trailing newline, so an executed notebook stays as
+    ``ruff format`` (part of the test command) writes it. ``notebook`` is the notebook's JSON (a
+    dict, or an ``nbformat`` node), changed in place.
     """
     notebook.setdefault("metadata", {})[METADATA_KEY] = facts
     for cell in notebook.get("cells", []):
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if INJECTED_TAG in tags and HIDE_TAG not in tags:
+        if INJECTED_TAG not in tags:
+            continue
+        if HIDE_TAG not in tags:
             tags.append(HIDE_TAG)
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(source)
+        cell["source"] = source.rstrip("\n")
 
 
 def provenance_line(notebook: dict[str, Any]) -> str:

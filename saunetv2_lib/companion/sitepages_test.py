@@ -38,10 +38,15 @@ def test_provenance_is_recorded_and_the_injected_parameters_cell_hidden():
         "metadata": {},
         "cells": [
             {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "profile = 'x'"},
-            {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": ""},
+            {
+                "cell_type": "code",
+                "metadata": {"tags": ["injected-parameters"]},
+                "source": ["# Parameters\n", "profile = 'full'\n"],
+            },
         ],
     }
     sitepages.record_provenance(notebook, FACTS)
+    assert notebook["cells"][1]["source"] == "# Parameters\nprofile = 'full'"  # as ruff formats it
     assert notebook["metadata"]["saunetv2"] == FACTS
     assert notebook["cells"][0]["metadata"]["tags"] == ["parameters"]
     assert notebook["cells"][1]["metadata"]["tags"] == ["injected-parameters", "remove-cell"]
