@@ -35,9 +35,11 @@ ran on another CPU (:data:`saunetv2_lib.paper.CPU_HARDWARE`).
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -50,7 +52,7 @@ import numpy as np
 
 from saunetv2_lib import paper
 from saunetv2_lib.export import PATHS, default_threads, make_predictor
-from saunetv2_lib.host import cpu_model, format_host, host_info  # noqa: F401  (re-exported)
+from saunetv2_lib.host import format_host, host_info
 from saunetv2_lib.paths import BENCHMARK_RESULTS_DIR
 
 DEFAULT_MODELS = ("sa_unet_v2", "sa_unet", "unet", "attention_unet")
@@ -385,9 +387,6 @@ def save_report(report: Mapping[str, Any], folder: str | Path = BENCHMARK_RESULT
     The name says when, where and what was measured, so reports from several machines sit side
     by side in ``benchmarks/results/``. Returns the written path.
     """
-    import datetime as dt
-    import re
-
     host = report["host"]
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%MZ")
     cpu = re.sub(r"[^a-z0-9]+", "-", host["cpu"].lower()).strip("-")

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from saunetv2_lib.data.images import read_image, to_rgb_float  # noqa: F401  (the public readers)
+from saunetv2_lib.data.images import read_image
 
 MIN_SIDE = 32
 """Smallest accepted image side in pixels (a 3-pool U-Net needs a few pixels at 1/8 scale)."""

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 copy=build/import-lint
 rm -rf "$copy" && mkdir -p "$copy"
-(cd . && find saunetv2_lib -name '*.py' ! -name '*_test.py' ! -name conftest.py -print0 |
-    xargs -0 -I{} cp --parents {} "$copy")
+find saunetv2_lib -name '*.py' ! -name '*_test.py' ! -name conftest.py -print0 |
+    xargs -0 -I{} cp --parents {} "$copy"
 cd "$copy"  # the linter puts the working directory first on sys.path
 ../../.venv/bin/lint-imports ../../pyproject.toml "$@"

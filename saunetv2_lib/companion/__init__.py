@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from saunetv2_lib.host import host_description  # noqa: F401  (the notebooks' host line)
 from saunetv2_lib.training.history import read_history
 
 FIGURES_ENV = "SAUNETV2_FIGURES_DIR"

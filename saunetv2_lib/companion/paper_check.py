@@ -196,10 +196,7 @@ def metric_rows(weights_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """
     from saunetv2_lib import paper, weights
 
-    shipped = weights
-
-    if weights_dir is not None:
-        shipped = _weights_module_at(Path(weights_dir))
+    shipped = weights if weights_dir is None else _weights_module_at(Path(weights_dir))
     targets = (
         ("drive", "drive_without_fov", {"region": "whole"}, 1.0),
         ("drive", "drive_with_fov", {"region": "fov"}, 1.0),

@@ -38,7 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-from saunetv2_lib.paths import REPO_ROOT, RESULTS_DIR
+from saunetv2_lib.paths import REPO_ROOT, RESULTS_DIR, WEIGHTS_DIR
 
 CAMPAIGNS_RESOURCE = "campaigns.json"
 RUNS_ROOT = REPO_ROOT / "runs" / "campaign"
@@ -776,7 +776,7 @@ def ship_campaign_run(
     steps and the scored milestones.
     """
     from saunetv2_lib.experiments.ship import ship_run
-    from saunetv2_lib.weights import WEIGHTS_DIR, keep_as
+    from saunetv2_lib.weights import keep_as
 
     run_dir = Path(runs_root) / spec.name
     status = run_status(spec, run_dir)
