@@ -47,6 +47,30 @@ def test_the_parser_and_every_subcommands_help_start_no_backend():
     assert set(loaded) <= {"numpy"}, loaded
 
 
+def test_the_package_face_is_lazy_and_names_the_library_functions():
+    code = (
+        "import sys, json\n"
+        "import saunetv2_lib\n"
+        f"before = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+        "from saunetv2_lib import evaluation, models, training, weights\n"
+        "same = [saunetv2_lib.get_model is models.get_model,\n"
+        "        saunetv2_lib.Protocol is evaluation.Protocol,\n"
+        "        saunetv2_lib.evaluate is evaluation.evaluate,\n"
+        "        saunetv2_lib.train is training.loop.train,\n"
+        "        saunetv2_lib.TrainConfig is training.config.TrainConfig,\n"
+        "        saunetv2_lib.load_weights is weights.load_weights]\n"
+        "print(json.dumps({'before': before, 'same': same, 'dir': dir(saunetv2_lib)}))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    assert answer["before"] == []
+    assert answer["same"] == [True] * 6
+    assert {"get_model", "Protocol", "evaluate", "train", "load_weights"} <= set(answer["dir"])
+
+
 def test_help_is_silent_and_every_subcommand_answers():
     commands = sorted(build_parser()._subparsers._group_actions[0].choices)
     assert len(commands) >= len(COMMAND_MODULES)
