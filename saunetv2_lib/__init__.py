@@ -18,14 +18,10 @@ from saunetv2_lib.lazy import lazy_exports
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "get_model": "models",
-    "Protocol": "evaluation",
-    "evaluate": "evaluation",
-    "TrainConfig": "training",
-    "train": "training",
-    "load_weights": "weights",
+    "models": "get_model",
+    "evaluation": "Protocol evaluate",
+    "training": "TrainConfig train",
+    "weights": "load_weights",
 }
 
-__all__ = sorted(_PUBLIC)
-
-__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _PUBLIC, globals())

@@ -16,25 +16,12 @@ from __future__ import annotations
 from saunetv2_lib.lazy import lazy_exports
 
 _PUBLIC = {
-    "DATASETS": "datasets",
-    "DatasetInfo": "datasets",
-    "Sample": "datasets",
-    "data_root": "datasets",
-    "dataset_info": "datasets",
-    "is_synthetic": "datasets",
-    "load_samples": "datasets",
-    "load_split": "datasets",
-    "read_image": "datasets",
-    "read_label": "datasets",
-    "read_mask": "datasets",
-    "derive_fov": "fov",
-    "PadInfo": "padding",
-    "crop_back": "padding",
-    "pad_to_side": "padding",
-    "side_for": "padding",
+    "datasets": (
+        "DATASETS DatasetInfo Sample data_root dataset_info is_synthetic load_samples"
+        " load_split read_image read_label read_mask"
+    ),
+    "fov": "derive_fov",
+    "padding": "PadInfo crop_back pad_to_side side_for",
 }
 
-__all__ = sorted(_PUBLIC)
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _PUBLIC, globals())

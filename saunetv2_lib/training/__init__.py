@@ -16,28 +16,13 @@ from __future__ import annotations
 from saunetv2_lib.lazy import lazy_exports
 
 _PUBLIC = {
-    "GROUP_NORM_STATISTICS": "config",
-    "MONITORS": "config",
-    "PRECISIONS": "config",
-    "RESUMABLE_CHANGES": "config",
-    "TrainConfig": "config",
-    "TrainResult": "config",
-    "list_profiles": "config",
-    "load_profile": "config",
-    "BestCheckpoint": "callbacks",
-    "EpochTimer": "callbacks",
-    "ResumeState": "callbacks",
-    "StepCheckpoints": "callbacks",
-    "StopBeforeDeadline": "callbacks",
-    "read_history": "history",
-    "as_float32": "loop",
-    "build_model": "loop",
-    "run_result": "loop",
-    "strategy_from_env": "loop",
-    "train": "loop",
+    "config": (
+        "GROUP_NORM_STATISTICS MONITORS PRECISIONS RESUMABLE_CHANGES"
+        " TrainConfig TrainResult list_profiles load_profile"
+    ),
+    "callbacks": "BestCheckpoint EpochTimer ResumeState StepCheckpoints StopBeforeDeadline",
+    "history": "read_history",
+    "loop": "as_float32 build_model run_result strategy_from_env train",
 }
 
-__all__ = sorted(_PUBLIC)
-
-
-__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC, globals())
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _PUBLIC, globals())
