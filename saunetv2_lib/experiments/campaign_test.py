@@ -6,19 +6,12 @@ import dataclasses
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from saunetv2_lib.experiments import campaign as campaigns
 from saunetv2_lib.experiments.campaign import Campaign, RunSpec
-from saunetv2_lib.paths import REPO_ROOT
-
-REPO = REPO_ROOT
 
 
 def _tiny_spec(root: Path, name: str = "tiny", epochs: int = 3, **overrides) -> RunSpec:
@@ -175,31 +168,17 @@ run_campaign(Campaign("test", (spec,)), 1.0, runs_root=Path(sys.argv[2]), packed
 """
 
 
-def test_a_killed_campaign_loses_at_most_the_epoch_in_progress(tmp_path, synthetic_root):
+def test_a_killed_campaign_loses_at_most_the_epoch_in_progress(
+    tmp_path, synthetic_root, kill_inside_second_epoch
+):
     spec = _tiny_spec(synthetic_root, epochs=4)
     runs = tmp_path / "runs"
     declared = {"name": spec.name, "profile": spec.profile, "overrides": dict(spec.overrides)}
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, json.dumps(declared), str(runs), str(tmp_path / "p")],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    killed_at = kill_inside_second_epoch(
+        _CHILD,
+        [json.dumps(declared), str(runs), str(tmp_path / "p")],
+        runs / "tiny" / "resume" / "state.json",
     )
-    state_path = runs / "tiny" / "resume" / "state.json"
-    deadline = time.monotonic() + 120
-    try:
-        while not state_path.exists():
-            if child.poll() is not None:
-                pytest.fail(f"campaign child exited early: {child.stderr.read().decode()[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("no epoch completed within 120 s")
-            time.sleep(0.05)
-        time.sleep(0.3)  # inside the next epoch
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-    killed_at = json.loads(state_path.read_text())["completed_epochs"]
     assert 1 <= killed_at < 4
 
     # The lock died with the process; the next call resumes after the last completed epoch.

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras
@@ -72,32 +70,15 @@ train(config, sys.argv[2], verbose=0)
 """
 
 
-def test_sigkill_mid_run_then_resume_continues(tmp_path):
+def test_sigkill_mid_run_then_resume_continues(tmp_path, kill_inside_second_epoch):
     from saunetv2_lib.data.synthetic import write_synthetic_drive
 
     root = write_synthetic_drive(tmp_path / "data", n_train=6, n_test=0, size=(64, 64), seed=3)
     config = _tiny_config(root)
     out = tmp_path / "run"
-    child = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, json.dumps(config.to_dict()), str(out)],
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    completed = kill_inside_second_epoch(
+        _CHILD, [json.dumps(config.to_dict()), str(out)], out / "resume" / "state.json"
     )
-    state_path = out / "resume" / "state.json"
-    deadline = time.monotonic() + 120
-    try:
-        while not state_path.exists():
-            if child.poll() is not None:
-                pytest.fail(f"training child exited early: {child.stderr.read().decode()[-2000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail("no epoch completed within 120 s")
-            time.sleep(0.05)
-        time.sleep(0.3)  # somewhere inside the next epoch
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-    completed = json.loads(state_path.read_text())["completed_epochs"]
     assert 1 <= completed < config.epochs, "the kill should land before the run ends"
 
     result = training.train(None, out, resume=True, verbose=0)
