@@ -34,13 +34,17 @@ def _gzip(path: Path) -> Path:
     return out
 
 
+def _random_rgb_file(folder: Path, stem: str, suffix: str, size: tuple[int, int]):
+    """Random RGB pixels ``(H, W, 3)`` saved as ``stem + suffix`` (``.gz``: gzipped after)."""
+    pixels = RNG.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+    path = folder / f"{stem}{suffix.removesuffix('.gz')}"
+    Image.fromarray(pixels).save(path)
+    return (_gzip(path) if suffix.endswith(".gz") else path), pixels
+
+
 @pytest.mark.parametrize("suffix", [".tif", ".ppm", ".png", ".ppm.gz"])
 def test_read_image_lossless_formats(tmp_path, suffix):
-    pixels = RNG.integers(0, 256, size=(7, 5, 3), dtype=np.uint8)
-    path = tmp_path / f"x{suffix.removesuffix('.gz')}"
-    Image.fromarray(pixels).save(path)
-    if suffix.endswith(".gz"):
-        path = _gzip(path)
+    path, pixels = _random_rgb_file(tmp_path, "x", suffix, (7, 5))
     image = read_image(path)
     assert image.dtype == np.float32 and image.shape == (7, 5, 3)
     np.testing.assert_array_equal(np.rint(image * 255).astype(np.uint8), pixels)
@@ -64,11 +68,7 @@ def test_read_label_grey_palette_and_one_bit(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".tif", ".gif", ".png", ".ppm", ".jpg", ".ppm.gz"])
 def test_truncated_file_is_a_value_error_naming_it(tmp_path, suffix):
-    pixels = RNG.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
-    path = tmp_path / f"broken{suffix.removesuffix('.gz')}"
-    Image.fromarray(pixels).save(path)
-    if suffix.endswith(".gz"):
-        path = _gzip(path)
+    path, _ = _random_rgb_file(tmp_path, "broken", suffix, (64, 64))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=str(path)):

@@ -57,12 +57,18 @@ def test_batch_shapes_dtypes_and_length():
         dataset[3]
 
 
+def _assert_top_left(images: np.ndarray, samples) -> None:
+    """Each 20x18 sample image sits unchanged at the top-left of its padded batch slot."""
+    for k, sample in enumerate(samples):
+        np.testing.assert_array_equal(images[k, :20, :18], sample.image)
+
+
 def test_top_left_padding_places_content_at_origin():
     samples = _samples(2)
     dataset = SegmentationDataset(samples, batch_size=2, side=24, shuffle=False)
     images, labels = dataset[0]
+    _assert_top_left(images, samples)
     for k, sample in enumerate(samples):
-        np.testing.assert_array_equal(images[k, :20, :18], sample.image)
         np.testing.assert_array_equal(labels[k, :20, :18, 0], sample.label)
         assert not images[k, 20:].any() and not images[k, :, 18:].any()
         assert not labels[k, 20:].any() and not labels[k, :, 18:].any()
@@ -132,9 +138,7 @@ def test_seeded_epoch_order_is_deterministic_and_changes_per_epoch():
 def test_augmentation_only_when_requested_and_seeded():
     samples = _samples(4)
     plain = SegmentationDataset(samples, batch_size=4, side=24, shuffle=False)
-    images, _ = plain[0]
-    for k, sample in enumerate(samples):
-        np.testing.assert_array_equal(images[k, :20, :18], sample.image)
+    _assert_top_left(plain[0][0], samples)
 
     calls = []
 
