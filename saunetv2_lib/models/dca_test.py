@@ -181,12 +181,10 @@ def test_complexity_at_592_exceeds_the_host_by_the_attention():
     assert dca["params"] == host["params"] - 3 * 98 + _dca_params((16, 32, 48))
 
 
-def test_one_training_step_changes_the_dca_weights():
+def test_one_training_step_changes_the_dca_weights(vessel_batch):
     model = get_model("sa_unet_v2_dca", (64, 64, 3))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=BceMccLoss())
-    rng = np.random.default_rng(2)
-    x = rng.uniform(size=(2, 64, 64, 3)).astype("float32")
-    y = (rng.uniform(size=(2, 64, 64, 1)) < 0.1).astype("float32")
+    x, y = vessel_batch(2)
     dca = model.get_layer("skip_dca")
     before = {w.path: np.array(w) for w in dca.trainable_weights}
     loss = model.train_on_batch(x, y)

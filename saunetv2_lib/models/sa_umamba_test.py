@@ -261,11 +261,9 @@ def test_round_trip_in_safe_mode_and_size_agnostic_twin(tmp_path):
     )
 
 
-def test_every_weight_gets_a_gradient_and_a_training_step_runs():
+def test_every_weight_gets_a_gradient_and_a_training_step_runs(vessel_batch):
     model = build_sa_umamba((64, 64, 3), seed=2, **SMALL)
-    rng = np.random.default_rng(6)
-    x = rng.uniform(size=(2, 64, 64, 3)).astype("float32")
-    y = (rng.uniform(size=(2, 64, 64, 1)) < 0.1).astype("float32")
+    x, y = vessel_batch(2, seed=6)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 

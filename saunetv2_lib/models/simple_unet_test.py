@@ -94,12 +94,10 @@ def test_round_trip_in_safe_mode_and_size_agnostic_twin(tmp_path):
     assert twin.predict(np.zeros((1, 48, 80, 3), "float32"), verbose=0).shape == (1, 48, 80, 1)
 
 
-def test_one_training_step_moves_every_trainable_weight():
+def test_one_training_step_moves_every_trainable_weight(vessel_batch):
     model = get_model("simple_unet_small", (64, 64, 3))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=BceMccLoss())
-    rng = np.random.default_rng(2)
-    x = rng.uniform(size=(4, 64, 64, 3)).astype("float32")
-    y = (rng.uniform(size=(4, 64, 64, 1)) < 0.1).astype("float32")
+    x, y = vessel_batch(4)
     before = [np.array(w) for w in model.trainable_weights]
     assert np.isfinite(model.train_on_batch(x, y))
     assert all(
