@@ -45,7 +45,7 @@ from keras import layers, ops
 
 from saunetv2_lib.complexity import activation_flops, conv2d_cost, register_counter
 from saunetv2_lib.models.costs import depthwise_cost, layer_norm_flops, matmul_cost
-from saunetv2_lib.models.unet import build_unet, check_input_shape
+from saunetv2_lib.models.unet import build_unet, check_input_shape, doubling_widths
 from saunetv2_lib.models.upsample import bilinear_upsample, bilinear_upsample_flops
 
 PACKAGE = "saunetv2"
@@ -343,43 +343,26 @@ def build_unet_dca(
 
 
 def unet_dca(
-    input_shape: Sequence[int | None] = (592, 592, 3),
-    base_filters: int = 32,
-    dropblock_rate: float = 0.15,
-    patch_size: int = 8,
-    spatial_heads: int = 4,
-    seed: int | None = None,
+    input_shape: Sequence[int | None] = (592, 592, 3), base_filters: int = 32, **kwargs
 ) -> keras.Model:
-    """The project's U-Net (widths 32..512, 4 pools, v2 block) with DCA skips (P = 8, 4 heads)."""
+    """The project's U-Net (widths 32..512, 4 pools, v2 block) with DCA skips (P = 8, 4 heads).
+
+    ``kwargs`` (``patch_size``, ``spatial_heads``, ``dropblock_rate``, ``seed``, ...) pass
+    through to :func:`build_unet_dca`.
+    """
+    widths = doubling_widths(base_filters, 5)
     return build_unet_dca(
-        input_shape,
-        widths=tuple(base_filters * 2**i for i in range(5)),
-        bottleneck_attention=False,
-        patch_size=patch_size,
-        spatial_heads=spatial_heads,
-        dropblock_rate=dropblock_rate,
-        seed=seed,
-        name="unet_dca",
+        input_shape, widths=widths, bottleneck_attention=False, name="unet_dca", **kwargs
     )
 
 
-def sa_unet_v2_dca(
-    input_shape: Sequence[int | None] = (592, 592, 3),
-    dropblock_rate: float = 0.15,
-    block_size: int = 7,
-    patch_size: int = 8,
-    spatial_heads: int = 4,
-    seed: int | None = None,
-) -> keras.Model:
-    """SA-UNetv2 (16-32-48-64, GN+SiLU, SA bottleneck) with DCA over its three skips in place of CSA."""
+def sa_unet_v2_dca(input_shape: Sequence[int | None] = (592, 592, 3), **kwargs) -> keras.Model:
+    """SA-UNetv2 (16-32-48-64, GN+SiLU, SA bottleneck) with DCA over its three skips in place of CSA.
+
+    ``kwargs`` (``patch_size``, ``spatial_heads``, ``dropblock_rate``, ``block_size``, ``seed``,
+    ...) pass through to :func:`build_unet_dca`.
+    """
+    widths = (16, 32, 48, 64)
     return build_unet_dca(
-        input_shape,
-        widths=(16, 32, 48, 64),
-        bottleneck_attention=True,
-        patch_size=patch_size,
-        spatial_heads=spatial_heads,
-        dropblock_rate=dropblock_rate,
-        block_size=block_size,
-        seed=seed,
-        name="sa_unet_v2_dca",
+        input_shape, widths=widths, bottleneck_attention=True, name="sa_unet_v2_dca", **kwargs
     )

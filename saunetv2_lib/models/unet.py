@@ -12,6 +12,7 @@ U-Net 8,649,828.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 from keras import layers
@@ -162,6 +163,20 @@ def sa_unet_v2(
     )
 
 
+# SA-UNet's two blocks: the paper's comparison row (SA-UNetv2's block) and the ICPR 2020 original.
+SA_UNET_VARIANTS: dict[str, dict[str, Any]] = {
+    "gn_silu": {"dropblock_rate": 0.15, "name": "sa_unet"},
+    "bn_relu": {
+        "dropblock_rate": 0.18,  # the original's keep_prob 0.82
+        "name": "sa_unet_bn_relu",
+        "norm": "batch",
+        "activation": "relu",
+        "kernel_initializer": "glorot_uniform",
+        "head_initializer": "glorot_uniform",
+    },
+}
+
+
 def sa_unet(
     input_shape: Sequence[int | None] = (592, 592, 3),
     variant: str = "gn_silu",
@@ -175,71 +190,53 @@ def sa_unet(
     DropBlock 0.15). ``variant="bn_relu"`` is the original (glorot init, BatchNorm eps 1e-3, ReLU,
     DropBlock keep_prob 0.82, i.e. rate 0.18).
     """
-    if variant == "gn_silu":
-        rate = 0.15 if dropblock_rate is None else dropblock_rate
-        return build_unet(
-            input_shape,
-            widths=(16, 32, 64, 128),
-            skip="none",
-            dropblock_rate=rate,
-            block_size=block_size,
-            seed=seed,
-            name="sa_unet",
-        )
-    if variant == "bn_relu":
-        rate = 0.18 if dropblock_rate is None else dropblock_rate
-        return build_unet(
-            input_shape,
-            widths=(16, 32, 64, 128),
-            skip="none",
-            dropblock_rate=rate,
-            block_size=block_size,
-            norm="batch",
-            activation="relu",
-            kernel_initializer="glorot_uniform",
-            head_initializer="glorot_uniform",
-            seed=seed,
-            name="sa_unet_bn_relu",
-        )
-    raise ValueError(f"variant must be 'gn_silu' or 'bn_relu', got {variant!r}.")
+    if variant not in SA_UNET_VARIANTS:
+        raise ValueError(f"variant must be 'gn_silu' or 'bn_relu', got {variant!r}.")
+    block = dict(SA_UNET_VARIANTS[variant])
+    default_rate, name = block.pop("dropblock_rate"), block.pop("name")
+    return build_unet(
+        input_shape,
+        widths=(16, 32, 64, 128),
+        skip="none",
+        dropblock_rate=default_rate if dropblock_rate is None else dropblock_rate,
+        block_size=block_size,
+        seed=seed,
+        name=name,
+        **block,
+    )
+
+
+def doubling_widths(base_filters: int, stages: int) -> tuple[int, ...]:
+    """Channel widths ``base, 2 base, 4 base, ...`` of ``stages`` stages (the last is the bottleneck)."""
+    return tuple(base_filters * 2**i for i in range(stages))
 
 
 def unet(
     input_shape: Sequence[int | None] = (592, 592, 3),
     base_filters: int = 32,
-    dropblock_rate: float = 0.15,
-    seed: int | None = None,
+    pools: int = 4,
+    skip: str = "none",
+    name: str = "unet",
+    **kwargs,
 ) -> keras.Model:
-    """U-Net as in the official STARE notebook (spec 8): widths 32..512, 4 pools, v2 block, plain skips."""
-    widths = tuple(base_filters * 2**i for i in range(5))
+    """U-Net as in the official STARE notebook (spec 8): widths 32..512, 4 pools, v2 block, plain skips.
+
+    Widths double from ``base_filters`` at each of the ``pools`` poolings; ``skip`` is
+    :func:`build_unet`'s, and the other ``kwargs`` (``dropblock_rate``, ``seed``, ...) pass
+    through to it.
+    """
+    widths = doubling_widths(base_filters, pools + 1)
     return build_unet(
-        input_shape,
-        widths=widths,
-        skip="none",
-        bottleneck_attention=False,
-        dropblock_rate=dropblock_rate,
-        seed=seed,
-        name="unet",
+        input_shape, widths=widths, skip=skip, bottleneck_attention=False, name=name, **kwargs
     )
 
 
 def attention_unet(
-    input_shape: Sequence[int | None] = (592, 592, 3),
-    base_filters: int = 64,
-    dropblock_rate: float = 0.15,
-    seed: int | None = None,
+    input_shape: Sequence[int | None] = (592, 592, 3), base_filters: int = 64, **kwargs
 ) -> keras.Model:
-    """Attention U-Net as reconstructed in spec 2.2: widths 64..512, 3 pools, v2 block, additive gates."""
-    widths = tuple(base_filters * 2**i for i in range(4))
-    return build_unet(
-        input_shape,
-        widths=widths,
-        skip="gate",
-        bottleneck_attention=False,
-        dropblock_rate=dropblock_rate,
-        seed=seed,
-        name="attention_unet",
-    )
+    """Attention U-Net as reconstructed in spec 2.2: :func:`unet` with widths 64..512, 3 pools and
+    additive gates on the skips."""
+    return unet(input_shape, base_filters, pools=3, skip="gate", name="attention_unet", **kwargs)
 
 
 def sa_unet_bn_relu(input_shape: Sequence[int | None] = (592, 592, 3), **kwargs) -> keras.Model:
