@@ -24,17 +24,14 @@ from the image by :func:`saunetv2_lib.data.fov.derive_fov`.
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import tempfile
 import warnings
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from saunetv2_lib.data.vocabulary import FOV_SOURCES, LABEL_SETS, SPLITS
 
@@ -236,33 +233,15 @@ def data_root() -> Path:
 # ---------------------------------------------------------------------------------------------
 # Single files
 
-_DECODE_ERRORS = (
-    OSError,
-    SyntaxError,
-    EOFError,
-    ValueError,
-    zlib.error,
-    Image.DecompressionBombError,
-)
 
-
-def _decode(path: Path, mode: str) -> np.ndarray:
-    """Open ``path`` (optionally ``.gz``), fully decode it and convert to a Pillow ``mode``."""
-    if not path.is_file():
-        raise FileNotFoundError(f"File not found: {path}")
+def _with_data_root_hint(reader: Callable[[Path | str], np.ndarray], path: Path | str):
+    """``reader(path)``, a decoding error naming the file and the data-root check to run."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                source = io.BytesIO(handle.read())
-        else:
-            source = path
-        with Image.open(source) as image:
-            image.load()  # decode now, so truncation is caught here and not later
-            return np.asarray(image.convert(mode))
-    except _DECODE_ERRORS as error:
+        return reader(path)
+    except ValueError as error:
         raise ValueError(
-            f"Cannot decode {path}: {error}. The file is corrupt or truncated; check the data "
-            "root with `saunetv2 data verify`."
+            f"Cannot decode {error} The file is corrupt or truncated; check the data root with "
+            "`saunetv2 data verify`."
         ) from error
 
 
@@ -280,21 +259,16 @@ def read_image(path: Path | str) -> np.ndarray:
     """
     from saunetv2_lib.data.images import read_image as read_any_image
 
-    try:
-        return read_any_image(path)
-    except ValueError as error:
-        raise ValueError(
-            f"Cannot decode {error} The file is corrupt or truncated; check the data root with "
-            "`saunetv2 data verify`."
-        ) from error
+    return _with_data_root_hint(read_any_image, path)
 
 
 def read_label(path: Path | str) -> np.ndarray:
     """Read a binary vessel label or FOV mask (GIF, PPM/PGM, PNG, ..., optionally ``.gz``).
 
-    The file is converted to 8-bit grey through its palette or bit depth and thresholded at
-    grey > 127. This handles grey {0, 255} files, 1-bit PNGs (CHASE_DB1) and palette GIFs whose
-    indices {0, 1} map to dark/bright colours (DRIVE's 2nd manual).
+    The file is converted to 8-bit grey through its palette or bit depth
+    (:func:`saunetv2_lib.data.images.read_grey`) and thresholded at grey > 127. This handles
+    grey {0, 255} files, 1-bit PNGs (CHASE_DB1) and palette GIFs whose indices {0, 1} map to
+    dark/bright colours (DRIVE's 2nd manual).
 
     Returns:
         ``(H, W)`` uint8 in {0, 1}.
@@ -302,7 +276,9 @@ def read_label(path: Path | str) -> np.ndarray:
     Raises:
         FileNotFoundError, ValueError: as :func:`read_image`.
     """
-    return (_decode(Path(path), "L") > 127).astype(np.uint8)
+    from saunetv2_lib.data.images import read_grey
+
+    return (_with_data_root_hint(read_grey, path) > 127).astype(np.uint8)
 
 
 read_mask = read_label  # FOV masks use the same binary file formats

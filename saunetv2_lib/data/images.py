@@ -1,7 +1,8 @@
 """The one image reader: any file Pillow or tifffile decodes, as float32 RGB in ``[0, 1]``.
 
 Dataset images (:func:`saunetv2_lib.data.datasets.read_image`) and your own photographs
-(:mod:`saunetv2_lib.inference`) both come through :func:`read_image`: TIFF (8 or 16 bit), PNG,
+(:mod:`saunetv2_lib.inference`) both come through :func:`read_image`; labels and FOV masks
+through :func:`read_grey`: TIFF (8 or 16 bit), PNG,
 JPEG, PPM (also gzipped), GIF (first frame), BMP...; grey, grey+alpha, RGB, RGBA or palette.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,31 @@ def to_rgb_float(array: np.ndarray, source: str = "image") -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+# What a corrupt or truncated file raises while Pillow decodes it.
+_DECODE_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    SyntaxError,
+    EOFError,
+    ValueError,
+    zlib.error,
+    Image.DecompressionBombError,
+)
+
+
+def _source(path: Path) -> Path | io.BytesIO:
+    """``path`` itself, or its decompressed bytes when it ends in ``.gz``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    if path.suffix.lower() != ".gz":  # the STARE distribution ships gzipped PPMs
+        return path
+    try:
+        with gzip.open(path, "rb") as handle:
+            return io.BytesIO(handle.read())
+    except (OSError, EOFError, zlib.error) as error:
+        raise ValueError(f"{path}: not a readable image ({error}).") from error
+
+
 def _pil_to_array(image: Image.Image) -> np.ndarray:
     mode = image.mode
     if mode.startswith("I;16"):
@@ -76,17 +103,9 @@ def read_image(path: str | Path) -> np.ndarray:
     for anything that is not a readable image.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file.")
+    source = _source(path)
     array = None
-    source: Path | io.BytesIO = path
-    if path.suffix.lower() == ".gz":  # the STARE distribution ships gzipped PPMs
-        try:
-            with gzip.open(path, "rb") as handle:
-                source = io.BytesIO(handle.read())
-        except (OSError, EOFError) as error:
-            raise ValueError(f"{path}: not a readable image ({error}).") from error
-    elif path.suffix.lower() in (".tif", ".tiff"):
+    if path.suffix.lower() in (".tif", ".tiff"):
         try:
             import tifffile
 
@@ -98,6 +117,22 @@ def read_image(path: str | Path) -> np.ndarray:
             with Image.open(source) as image:
                 image.seek(0)
                 array = _pil_to_array(image)
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        except _DECODE_ERRORS as error:
             raise ValueError(f"{path}: not a readable image ({error}).") from error
     return to_rgb_float(array, source=str(path))
+
+
+def read_grey(path: str | Path) -> np.ndarray:
+    """Read an image file (optionally ``.gz``) as 8-bit grey ``(H, W)`` uint8 through Pillow.
+
+    Palette and 1-bit files are converted through their palette or bit depth. Raises like
+    :func:`read_image`.
+    """
+    path = Path(path)
+    source = _source(path)
+    try:
+        with Image.open(source) as image:
+            image.load()  # decode now, so truncation is caught here and not later
+            return np.asarray(image.convert("L"))
+    except _DECODE_ERRORS as error:
+        raise ValueError(f"{path}: not a readable image ({error}).") from error
