@@ -4,5 +4,7 @@
   data in ``configs/campaigns.json``; ``saunetv2 campaign status | run | pack | ship``;
 * :mod:`.compare`: the sibling designs trained and scored under one budget (notebook 7);
 * :mod:`.claims`: intervals over seeds and test images, paired differences, verdicts;
+* :mod:`.ablation`: the paper's ablation rows (Tables 3, 4 and SA-UNet's Table 1A row) from
+  the ``ablation`` campaign's seeds, with intervals, paired tests and verdicts;
 * :mod:`.ship`: a finished run evaluated under every protocol and installed with its card.
 """

@@ -72,6 +72,8 @@ class RunSpec:
             defaults to ``name``.
         keep_previous_as: when shipping replaces ``ship_as``, the weights shipped before are
             kept under this name (e.g. ``"drive_450steps"``) so the two schedules stay comparable.
+        paper_rows: the rows of the paper's tables this run's configuration reproduces,
+            ``{table key in saunetv2_lib.paper: row name}`` (:mod:`.ablation` reads them).
     """
 
     name: str
@@ -84,6 +86,7 @@ class RunSpec:
     ship_as: str | None = None
     configuration: str | None = None
     keep_previous_as: str | None = None
+    paper_rows: Mapping[str, str] = field(default_factory=dict)
 
     def config(self):
         """The run's :class:`~saunetv2_lib.training.TrainConfig`."""
