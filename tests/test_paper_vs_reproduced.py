@@ -72,6 +72,19 @@ def test_metric_rows_agree_with_the_shipped_cards(committed):
             assert float(stored["ours"]) == pytest.approx(row["ours"], abs=1e-4)
 
 
+def test_ablation_rows_agree_with_the_committed_campaign_bundles(committed):
+    by_key = {_key(r): r for r in committed}
+    rows = paper_check.ablation_metric_rows()
+    assert {r["paper_table"] for r in rows} == {"Table 1A", "Table 3", "Table 4"}
+    for row in rows:
+        stored = by_key.get(_key(row))
+        assert stored is not None, f"missing row {_key(row)}: re-run `saunetv2 reproduce`"
+        if row["ours"] is None:
+            assert stored["ours"] == "", f"{stored} has a value the bundle does not give"
+        else:
+            assert float(stored["ours"]) == pytest.approx(row["ours"], abs=1e-4), stored
+
+
 def test_readme_and_home_page_carry_the_table_to_notebook_map():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for item in reproduce.ARTEFACTS:

@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+from scipy import stats
 
 from saunetv2_lib import paper
 from saunetv2_lib.companion import paper_check
@@ -83,3 +84,52 @@ def test_cpu_rows_read_notebook_06_table(tmp_path):
     assert busy["U-Net"]["ours"] == pytest.approx(6.0)  # reported ...
     assert busy["U-Net"]["within"] is None and busy["U-Net"]["difference"] is None  # ... not judged
     assert "under load 3.9 on 2 cores" in busy["U-Net"]["ours_from"]
+
+
+def _finished(level: float, seed: int) -> dict:
+    """A finished ablation run whose 20 per-image scores centre on ``level`` (every metric)."""
+    offsets = [(k - 9.5) / 1000 + seed / 500 for k in range(20)]
+    return {"result": {"per_image": [
+        {"name": f"{k + 1:02d}_test", **{m: level + o for m in paper.METRICS}}
+        for k, o in enumerate(offsets)
+    ]}}  # fmt: skip
+
+
+def _curve(at_budget: float, later: float) -> dict:
+    milestones = [
+        {"steps": steps, "kind": "best", "wall_time_s": 1.0, "epoch": 1,
+         **{m: value for m in paper.METRICS}}
+        for steps, value in ((300, at_budget), (2010, later))
+    ]  # fmt: skip
+    return {"runs": {"drive_paper": {"milestones": milestones}}}
+
+
+def test_ablation_rows_judge_the_paper_inside_our_interval_widened_by_the_budget_gap():
+    empty = paper_check.ablation_metric_rows({"runs": {}}, _curve(0.79, 0.826))
+    assert empty and all(r["within"] is None and r["ours"] is None for r in empty)
+    assert {r["paper_table"] for r in empty} == {"Table 3", "Table 4", "Table 1A"}
+    assert {r["row"] for r in empty if r["paper_table"] == "Table 1A"} == {"SA-UNet"}
+    assert len([r for r in empty if r["paper_table"] == "Table 3"]) == 5 * 4
+
+    # SA-UNet at 0.80 over 3 seeds (means 80.2, 80.4, 80.6); the paper prints 82.44 F1.
+    runs = {f"t1a_sa_unet_s{s}": _finished(0.80, s) for s in (1, 2, 3)}
+    rows = paper_check.ablation_metric_rows({"runs": runs}, _curve(0.79, 0.826))
+    f1 = next(r for r in rows if r["row"] == "SA-UNet" and r["quantity"] == "f1")
+    assert f1["ours"] == pytest.approx(80.4)
+    # The t(2) interval's half-width over the seed means, plus the +3.6 pp budget gap.
+    half = stats.t.ppf(0.975, 2) * stats.sem([80.2, 80.4, 80.6])
+    assert f1["tolerance"] == pytest.approx(half + 3.6)
+    assert (
+        f1["within"] is True
+        and "budget gap (+3.60 pp against 2,010 steps)" in f1["tolerance_basis"]
+    )
+    assert "3 of 3 seeds, 300 steps each" in f1["ours_from"]
+    # Without the gap (the budget scores as the long run), 82.44 lies outside.
+    flat = paper_check.ablation_metric_rows({"runs": runs}, _curve(0.80, 0.80))
+    f1 = next(r for r in flat if r["row"] == "SA-UNet" and r["quantity"] == "f1")
+    assert f1["within"] is False
+    # One seed: a mean but no interval, so pending.
+    one = paper_check.ablation_metric_rows({"runs": {"t1a_sa_unet_s1": _finished(0.8, 1)}},
+                                           _curve(0.79, 0.826))  # fmt: skip
+    f1 = next(r for r in one if r["row"] == "SA-UNet" and r["quantity"] == "f1")
+    assert f1["within"] is None and f1["ours_from"].startswith("pending")
