@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -265,6 +266,102 @@ def table_finding(
             "yet test the paper's claims.*"
         )
     return text
+
+
+# ------------------------------------------------------------------------------ ablations
+def _bundle_or_empty(campaign: str) -> dict[str, Any]:
+    from saunetv2_lib.experiments.campaign import load_campaign_bundle
+
+    try:
+        return load_campaign_bundle(campaign)
+    except FileNotFoundError:
+        return {"runs": {}}
+
+
+def ablation_section(table: str, metric: str = "f1"):
+    """A notebook's trained-ablation section: the table, its figure and the finding under it.
+
+    Reads the committed ``ablation`` and ``paper`` campaign bundles
+    (:func:`saunetv2_lib.experiments.ablation.ablation_rows`, :func:`~.ablation.budget_gap`).
+
+    Returns:
+        ``(frame, figure, markdown)``: one row per paper row (ours: mean and 95 % intervals over
+        seeds and test images, percent; the paired difference with the row it is compared with
+        and the verdict), :func:`plots.configuration_intervals` of it with the paper's values
+        marked, and a Markdown paragraph (what is trained, the budget gap, the verdicts).
+    """
+    import pandas as pd
+
+    from saunetv2_lib import paper
+    from saunetv2_lib.companion import plots
+    from saunetv2_lib.experiments import ablation
+
+    campaign = ablation.load_campaign(ablation.ABLATION_CAMPAIGN)
+    rows = ablation.ablation_rows(table, _bundle_or_empty("ablation"), campaign, metric)
+    steps = ablation.budget_steps(campaign)
+    gap = ablation.budget_gap(_bundle_or_empty("paper"), steps)
+
+    def interval(row: Mapping[str, Any], low: str, high: str) -> str:
+        if row.get(low) is None or not np.isfinite(row[low]):
+            return ""
+        return f"[{row[low]:.2f}, {row[high]:.2f}]"
+
+    label = paper.METRIC_LABELS[metric]
+    frame = pd.DataFrame.from_records(
+        [
+            {
+                "row": r["row"],
+                "seeds": r["seeds"],
+                f"paper {label}": r["paper"],
+                f"ours {label}": r.get("mean"),
+                "seed 95 %": interval(r, "seed_low", "seed_high"),
+                "image 95 %": interval(r, "image_low", "image_high"),
+                "against": r.get("against", ""),
+                "ours − against": r.get("diff_mean"),
+                "verdict": r.get("verdict", ""),
+            }
+            for r in rows
+        ]
+    )
+    figure = plots.configuration_intervals(
+        [{**r, "configuration": r["row"]} for r in rows],
+        per_seed={r["row"]: r["seed_means"] for r in rows if r.get("seed_means")},
+        paper={r["row"]: r["paper"] for r in rows},
+        metric=f"{label} (%)",
+        scale=1.0,
+    )
+    trained = [r for r in rows if r["seeds"]]
+    declared = max(
+        Counter(s.configuration or s.name for s in campaign.runs if table in s.paper_rows).values()
+    )
+    if not trained:
+        text = (
+            f"**Ours pending.** None of the {len(rows)} configurations has a finished seed yet: "
+            f"the ablation campaign ({declared} seeds each, {steps} optimizer steps per run) "
+            "trains after the paper-scale runs (`saunetv2 campaign run --campaign ablation`). "
+            "The figure shows the paper's values only."
+        )
+    else:
+        done = ", ".join(f"{r['row']}: {r['seeds']} seeds" for r in trained)
+        text = (
+            f"**What we find.** {len(trained)} of {len(rows)} configurations trained ({done}), "
+            f"{steps} optimizer steps each."
+        )
+        if gap is not None:
+            text += (
+                f" On the paper-scale SA-UNetv2 run, {steps} steps score "
+                f"{gap['gap'][metric]:.2f} {label} points below its "
+                f"{'final result' if gap['final'] else 'latest checkpoint'} "
+                f"({gap['against_steps']:,} steps), so our absolute values sit below the paper's "
+                "by about that much; the comparisons between rows share the budget."
+            )
+        verdicts = [r for r in rows if r.get("verdict")]
+        if verdicts:
+            text += " " + " ".join(
+                f"{r['row']} vs {r['against']}: {r['diff_mean']:+.2f} points, {r['verdict']}."
+                for r in verdicts
+            )
+    return frame, figure, text
 
 
 # ------------------------------------------------------------------------------ trained models

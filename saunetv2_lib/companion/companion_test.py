@@ -177,3 +177,38 @@ def test_table_finding_states_differences_from_the_paper_and_flags_provisional_s
     assert "*Provisional: this is the quick run" in quick
     pending = companion.table_finding({}, "stare", "Table 2", "no STARE run yet")
     assert pending.startswith("**Table 2: ours pending.** No STARE run yet.")
+
+
+def test_ablation_section_shows_trained_rows_their_verdicts_and_the_budget_gap(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from saunetv2_lib import paper
+
+    names = [f"{k:02d}_test" for k in range(1, 21)]
+
+    def finished(level, seed):
+        values = [level + (k - 9.5) / 1000 + seed / 1000 for k in range(20)]
+        rows = [{"name": n, "f1": v} for n, v in zip(names, values, strict=True)]
+        return {"result": {"per_image": rows}}
+
+    runs = {f"t1a_sa_unet_s{s}": finished(0.78, s) for s in (1, 2, 3)}
+    runs |= {f"t4_bce_mcc_s{s}": finished(0.80, s) for s in (1, 2, 3)}
+    milestones = [{"steps": steps, "kind": "best", "wall_time_s": 1.0, "epoch": 1,
+                   **{m: value for m in paper.METRICS}}
+                  for steps, value in ((300, 0.79), (2010, 0.826))]  # fmt: skip
+    bundles = {"ablation": {"runs": runs},
+               "paper": {"runs": {"drive_paper": {"milestones": milestones}}}}  # fmt: skip
+    monkeypatch.setattr(companion, "_bundle_or_empty", bundles.__getitem__)
+    frame, figure, text = companion.ablation_section("drive_without_fov")
+    assert list(frame["row"]) == ["SA-UNet", "SA-UNetv2"]
+    assert list(frame["seeds"]) == [3, 3]
+    assert frame["ours F1"].tolist() == pytest.approx([78.2, 80.2])
+    assert frame["ours − against"].iloc[1] == pytest.approx(2.0)
+    assert frame["verdict"].iloc[1] == "holds beyond the noise"
+    assert "2 of 2 configurations trained" in text
+    assert "300 steps score 3.60 F1 points below its latest checkpoint (2,010 steps)" in text
+    assert "SA-UNetv2 vs SA-UNet: +2.00 points, holds beyond the noise." in text
+    assert figure.axes[0].get_yticklabels()[0].get_text() == "SA-UNet"
+    _, _, pending = companion.ablation_section("architecture_ablation")
+    assert pending.startswith("**Ours pending.** None of the 5 configurations")

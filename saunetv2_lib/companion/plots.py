@@ -427,7 +427,8 @@ def configuration_intervals(
 
     ``rows`` are :func:`saunetv2_lib.experiments.claims.claims_table` rows (fractions, multiplied by
     ``scale``): the thick bar is the t-interval over seeds, the thin one the bootstrap interval
-    over images. ``per_seed`` (``{configuration: per-seed means}``) adds each seed as a dot
+    over images; a row without ``mean`` (not trained yet) shows only the paper's value.
+    ``per_seed`` (``{configuration: per-seed means}``) adds each seed as a dot
     (seaborn strip plot); ``paper`` marks the paper's value of a configuration with a cross.
     """
     import pandas as pd
@@ -438,6 +439,8 @@ def configuration_intervals(
     figure, axis = plt.subplots(figsize=(7.5, 0.6 + 0.55 * len(rows)))
     positions = np.arange(len(rows))
     for y, row in zip(positions, rows, strict=True):
+        if row.get("mean") is None:  # not trained yet: only the paper's cross
+            continue
         axis.plot([scale * row["image_low"], scale * row["image_high"]], [y, y], color="0.6", lw=1)
         if np.isfinite(row["seed_low"]):
             axis.plot([scale * row["seed_low"], scale * row["seed_high"]], [y, y], color="C0", lw=4,

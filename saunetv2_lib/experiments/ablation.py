@@ -117,8 +117,8 @@ def ablation_rows(
     Returns:
         One dict per paper row the campaign reproduces: ``row``, ``configuration``, ``paper``
         (percent), ``seeds`` (finished), and with at least one seed ``mean``, ``seed_low``,
-        ``seed_high``, ``image_low``, ``image_high`` (percent; a seed interval needs two
-        seeds). Rows after the first also get ``against`` (the row compared with),
+        ``seed_high``, ``image_low``, ``image_high`` and ``seed_means`` (percent; a seed
+        interval needs two seeds). Rows after the first also get ``against`` (the row compared with),
         ``claimed`` (+1/-1: the sign of the paper's difference), and with two paired seeds
         ``diff_mean``, ``diff_seed_low``, ``diff_seed_high``, ``diff_image_low``,
         ``diff_image_high`` (percent points), ``wilcoxon_p`` and ``verdict``.
@@ -148,6 +148,7 @@ def ablation_rows(
             summary = claims.summarize(100.0 * ours["scores"], confidence)
             row.update({key: summary[key] for key in
                         ("mean", "seed_low", "seed_high", "image_low", "image_high")})  # fmt: skip
+            row["seed_means"] = (100.0 * ours["scores"].mean(axis=1)).tolist()
         against = REFERENCE_ROW.get(table, order[index - 1] if index else None)
         if against is not None and against != name and against in configurations:
             row["against"] = against
