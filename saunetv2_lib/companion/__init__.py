@@ -269,13 +269,10 @@ def table_finding(
 
 
 # ------------------------------------------------------------------------------ ablations
-def _bundle_or_empty(campaign: str) -> dict[str, Any]:
+def _bundle(campaign: str) -> dict[str, Any]:
     from saunetv2_lib.experiments.campaign import load_campaign_bundle
 
-    try:
-        return load_campaign_bundle(campaign)
-    except FileNotFoundError:
-        return {"runs": {}}
+    return load_campaign_bundle(campaign, missing_ok=True)
 
 
 def ablation_section(table: str, metric: str = "f1"):
@@ -297,9 +294,9 @@ def ablation_section(table: str, metric: str = "f1"):
     from saunetv2_lib.experiments import ablation
 
     campaign = ablation.load_campaign(ablation.ABLATION_CAMPAIGN)
-    rows = ablation.ablation_rows(table, _bundle_or_empty("ablation"), campaign, metric)
+    rows = ablation.ablation_rows(table, _bundle("ablation"), campaign, metric)
     steps = ablation.budget_steps(campaign)
-    gap = ablation.budget_gap(_bundle_or_empty("paper"), steps)
+    gap = ablation.budget_gap(_bundle("paper"), steps)
 
     def interval(row: Mapping[str, Any], low: str, high: str) -> str:
         if row.get(low) is None or not np.isfinite(row[low]):

@@ -199,7 +199,7 @@ def test_ablation_section_shows_trained_rows_their_verdicts_and_the_budget_gap(m
                   for steps, value in ((300, 0.79), (2010, 0.826))]  # fmt: skip
     bundles = {"ablation": {"runs": runs},
                "paper": {"runs": {"drive_paper": {"milestones": milestones}}}}  # fmt: skip
-    monkeypatch.setattr(companion, "_bundle_or_empty", bundles.__getitem__)
+    monkeypatch.setattr(companion, "_bundle", bundles.__getitem__)
     frame, figure, text = companion.ablation_section("drive_without_fov")
     assert list(frame["row"]) == ["SA-UNet", "SA-UNetv2"]
     assert list(frame["seeds"]) == [3, 3]

@@ -294,15 +294,6 @@ def cpu_rows(figures_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _bundle_or_empty(campaign: str) -> dict[str, Any]:
-    from saunetv2_lib.experiments.campaign import load_campaign_bundle
-
-    try:
-        return load_campaign_bundle(campaign)
-    except FileNotFoundError:
-        return {"runs": {}}
-
-
 def ablation_metric_rows(
     ablation_bundle: dict[str, Any] | None = None, paper_bundle: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
@@ -317,12 +308,12 @@ def ablation_metric_rows(
     """
     from saunetv2_lib import paper
     from saunetv2_lib.experiments import ablation
-    from saunetv2_lib.experiments.campaign import load_campaign
+    from saunetv2_lib.experiments.campaign import load_campaign, load_campaign_bundle
 
     campaign = load_campaign(ablation.ABLATION_CAMPAIGN)
     steps = ablation.budget_steps(campaign)
-    bundle = _bundle_or_empty("ablation") if ablation_bundle is None else ablation_bundle
-    curve = _bundle_or_empty("paper") if paper_bundle is None else paper_bundle
+    bundle = ablation_bundle or load_campaign_bundle("ablation", missing_ok=True)
+    curve = paper_bundle or load_campaign_bundle("paper", missing_ok=True)
     gap = ablation.budget_gap(curve, steps)
     seeds_declared = Counter(spec.configuration or spec.name for spec in campaign.runs)
     rows = []
@@ -441,6 +432,10 @@ def _number(value: float | None, unit: str) -> str:
     return f"{value:.3f}" if unit in ("M", "MiB", "x SA-UNetv2") else f"{value:.2f}"
 
 
+def _or_dash(value: float | None, spec: str, prefix: str = "") -> str:
+    return "–" if value is None else prefix + format(value, spec)
+
+
 def paper_vs_reproduced_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown for the home page: a one-line summary, counts per paper table, then every row."""
     counts = summarise(rows)
@@ -475,12 +470,11 @@ def paper_vs_reproduced_markdown(rows: Sequence[dict[str, Any]]) -> str:
         unit = row["unit"]
         label = paper_label(row["quantity"])
         label = label if unit in label else f"{label} ({unit})"
-        difference = "–" if row["difference"] is None else f"{row['difference']:+.2g}"
-        tolerance = "–" if row["tolerance"] is None else f"±{row['tolerance']:.2g}"
         lines.append(
             f"| {row['paper_table']} · {row['row']} | {label} | "
-            f"{_number(row['paper'], unit)} | {_number(row['ours'], unit)} | {difference} | "
-            f"{tolerance} | {status} |"
+            f"{_number(row['paper'], unit)} | {_number(row['ours'], unit)} | "
+            f"{_or_dash(row['difference'], '+.2g')} | {_or_dash(row['tolerance'], '.2g', '±')} | "
+            f"{status} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -723,9 +723,17 @@ def pack_campaign(
     return payload
 
 
-def load_campaign_bundle(campaign: str = "paper", path: Path | str | None = None) -> dict[str, Any]:
-    """The committed bundle of ``campaign`` (:func:`pack_campaign`)."""
+def load_campaign_bundle(
+    campaign: str = "paper", path: Path | str | None = None, missing_ok: bool = False
+) -> dict[str, Any]:
+    """The committed bundle of ``campaign`` (:func:`pack_campaign`).
+
+    ``missing_ok``: a campaign not packed yet gives an empty bundle (``{"runs": {}}``) instead
+    of ``FileNotFoundError``.
+    """
     path = Path(path) if path is not None else bundle_path(campaign)
+    if not path.is_file() and missing_ok:
+        return {"campaign": campaign, "runs": {}}
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} does not exist: run `saunetv2 campaign run` and `saunetv2 campaign pack`."

@@ -213,3 +213,10 @@ def test_progress_markdown_states_the_run_and_its_latest_milestone():
     assert campaigns.progress_markdown(bundle, "drive_paper", card, 82.82).endswith(
         "No milestone checkpoint has been scored yet."
     )
+
+
+def test_a_bundle_not_packed_yet_is_an_error_or_empty_on_request(tmp_path):
+    with pytest.raises(FileNotFoundError, match="saunetv2 campaign pack"):
+        campaigns.load_campaign_bundle("ablation", tmp_path / "none.json")
+    empty = campaigns.load_campaign_bundle("ablation", tmp_path / "none.json", missing_ok=True)
+    assert empty == {"campaign": "ablation", "runs": {}}
