@@ -173,17 +173,9 @@ def test_quick_training_learns_synthetic_vessels(tmp_path):
     from saunetv2_lib.metrics import segmentation_metrics
 
     root = write_synthetic_drive(tmp_path / "data", n_train=10, n_test=3, size=(128, 128), seed=5)
-    config = load_profile(
-        "drive/quick",
-        data_root=str(root),
-        side=128,
-        patch_size=64,
-        batch_size=4,
-        epochs=25,
-        epoch_repeats=4,
-        lr=2e-3,
-        val_count=2,
-    )
+    sizes = {"side": 128, "patch_size": 64, "batch_size": 4, "val_count": 2}
+    schedule = {"epochs": 25, "epoch_repeats": 4, "lr": 2e-3}
+    config = load_profile("drive/quick", data_root=str(root), **sizes, **schedule)
     result = training.train(config, tmp_path / "run", verbose=0)
     model = keras.models.load_model(result.best_path)
     test = load_split("drive", "test", root=root)
