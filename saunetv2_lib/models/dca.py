@@ -35,7 +35,6 @@ skip design here.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -45,7 +44,13 @@ from keras import layers, ops
 
 from saunetv2_lib.complexity import activation_flops, conv2d_cost, register_counter
 from saunetv2_lib.models.costs import depthwise_cost, layer_norm_flops, matmul_cost
-from saunetv2_lib.models.unet import build_unet, check_input_shape, doubling_widths
+from saunetv2_lib.models.unet import (
+    BLOCK_SETTINGS,
+    block_settings,
+    build_unet,
+    check_input_shape,
+    doubling_widths,
+)
 from saunetv2_lib.models.upsample import bilinear_upsample, bilinear_upsample_flops
 
 PACKAGE = "saunetv2"
@@ -316,11 +321,8 @@ def build_unet_dca(
         raise ValueError(f"widths needs at least one encoder stage and a bottleneck, got {widths}.")
     # DCA's patch embedding pools by up to ``patch_size``: the side must divide by that too.
     check_input_shape(input_shape, max(len(widths) - 1, int(math.log2(patch_size))), name)
-    defaults = inspect.signature(build_unet).parameters
-    block = {
-        key: unet_kwargs.get(key, defaults[key].default)
-        for key in ("norm", "groups", "norm_epsilon", "activation")
-    }
+    settings = block_settings(**{k: v for k, v in unet_kwargs.items() if k in BLOCK_SETTINGS})
+    block = {key: settings[key] for key in ("norm", "groups", "norm_epsilon", "activation")}
 
     def dual_cross_attention(skips: list) -> list:
         return DualCrossAttention(

@@ -11,6 +11,7 @@ U-Net 8,649,828.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,22 +53,40 @@ def check_input_shape(input_shape: Sequence[int | None], num_pools: int, model_n
         raise ValueError(f"{model_name}: channels must be >= 1, got {input_shape[2]}.")
 
 
+# The settings every ConvNormAct unit of a U-Net shares, with ConvNormAct's own defaults.
+BLOCK_SETTINGS: dict[str, Any] = {
+    key: inspect.signature(ConvNormAct).parameters[key].default
+    for key in ("dropblock_rate", "block_size", "norm", "groups", "norm_epsilon", "activation",
+                "kernel_initializer")
+}  # fmt: skip
+
+
+def block_settings(**block: Any) -> dict[str, Any]:
+    """The convolution block's settings: :class:`ConvNormAct`'s defaults updated with ``block``.
+
+    Keys: ``dropblock_rate``, ``block_size``, ``norm``, ``groups``, ``norm_epsilon``,
+    ``activation``, ``kernel_initializer`` (SA-UNetv2's block by default: DropBlock 0.15 with
+    7x7 blocks, GroupNorm(8) with epsilon 1e-3, SiLU, he_normal).
+
+    Raises:
+        TypeError: a key that is not one of these.
+    """
+    unknown = sorted(set(block) - set(BLOCK_SETTINGS))
+    if unknown:
+        raise TypeError(f"unknown block settings {unknown}; known: {', '.join(BLOCK_SETTINGS)}.")
+    return {**BLOCK_SETTINGS, **block}
+
+
 def build_unet(
     input_shape: Sequence[int | None] = (592, 592, 3),
     widths: Sequence[int] = (16, 32, 48, 64),
     skip: str = "csa",
     bottleneck_attention: bool = True,
-    dropblock_rate: float = 0.15,
-    block_size: int = 7,
-    norm: str = "group",
-    groups: int = 8,
-    norm_epsilon: float = 1e-3,
-    activation: str = "silu",
-    kernel_initializer: str = "he_normal",
     head_initializer: str = "he_normal",
     seed: int | None = None,
     name: str = "unet",
     skips_block: Callable[[list], list] | None = None,
+    **block: Any,
 ) -> keras.Model:
     """Build a U-shaped segmentation network with one sigmoid output channel.
 
@@ -81,6 +100,7 @@ def build_unet(
     two units. Head: 1x1 convolution and a float32 sigmoid. ``skips_block``, if given, maps the
     list of all encoder skips (shallowest first) to their replacements once the bottleneck is
     built, for designs that attend over every scale at once (e.g. Dual Cross-Attention).
+    ``block`` sets every convolution unit (:func:`block_settings`).
 
     Returns:
         A functional ``keras.Model`` mapping ``(batch, H, W, C)`` images in ``[0, 1]`` to
@@ -93,19 +113,10 @@ def build_unet(
     num_pools = len(widths) - 1
     check_input_shape(input_shape, num_pools, name)
 
+    settings = block_settings(**block)
+
     def unit(filters: int, unit_name: str) -> ConvNormAct:
-        return ConvNormAct(
-            filters,
-            dropblock_rate=dropblock_rate,
-            block_size=block_size,
-            norm=norm,
-            groups=groups,
-            norm_epsilon=norm_epsilon,
-            activation=activation,
-            kernel_initializer=kernel_initializer,
-            seed=seed,
-            name=unit_name,
-        )
+        return ConvNormAct(filters, seed=seed, name=unit_name, **settings)
 
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs

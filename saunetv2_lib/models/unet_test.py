@@ -157,3 +157,14 @@ def test_training_step_runs_under_jax():
     assert report["backend"] == "jax"
     assert np.isfinite(report["loss"])
     assert report["changed"]
+
+
+def test_block_settings_default_to_the_conv_unit_s_and_refuse_unknown_keys():
+    from saunetv2_lib.models.unet import BLOCK_SETTINGS, block_settings, build_unet
+
+    assert BLOCK_SETTINGS == {"dropblock_rate": 0.15, "block_size": 7, "norm": "group",
+                              "groups": 8, "norm_epsilon": 1e-3, "activation": "silu",
+                              "kernel_initializer": "he_normal"}  # fmt: skip
+    assert block_settings(norm="batch")["norm"] == "batch"
+    with pytest.raises(TypeError, match=r"unknown block settings \['norm_eps'\]"):
+        build_unet((32, 32, 3), widths=(8, 16), norm_eps=1e-5)
