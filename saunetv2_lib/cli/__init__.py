@@ -1,7 +1,8 @@
 """The ``saunetv2`` command line: one entry point, a subcommand per library function.
 
-Each command module exposes ``register(subparsers)`` which adds its subcommands and sets
-``func`` on the parser; ``func(args)`` returns the exit code. Commands import their heavy
+Each command module opens with ``register(subparsers)``, its interface (the arguments, read
+like a manual page), which adds its subcommands and sets ``func`` on the parser; the handlers
+follow, and ``func(args)`` returns the exit code. Commands import their heavy
 dependencies lazily so that ``saunetv2 --help`` is instant.
 """
 

@@ -7,57 +7,6 @@ import json
 import sys
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from saunetv2_lib.efficiency import benchmark, format_report
-
-    report = benchmark(
-        models=args.models,
-        size=args.size,
-        runs=args.runs,
-        warmup=args.warmup,
-        paths=args.paths,
-        batch_size=args.batch_size,
-        threads=args.threads,
-        memory=args.memory,
-        log=None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True)),
-    )
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    if args.save is not None:
-        from saunetv2_lib.efficiency import save_report
-
-        print(f"wrote {save_report(report, args.save)}", file=sys.stderr)
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    from saunetv2_lib.cli import CommandError
-    from saunetv2_lib.export import EXPORT_FILES, export_model
-
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    if args.weights:
-        from saunetv2_lib.weights import load_weights
-
-        model = load_weights(args.weights)
-    elif args.model:
-        from saunetv2_lib.models import get_model
-
-        model = get_model(args.model, (args.size, args.size, 3))
-        print(
-            f"note: exporting {args.model} with random (untrained) weights; pass --weights for a "
-            "trained model",
-            file=sys.stderr,
-        )
-    else:
-        raise CommandError("give --weights NAME|PATH (a trained model) or --model NAME.")
-    written = export_model(model, args.out, formats)
-    for fmt, path in written.items():
-        print(f"{fmt:<12} {path}")
-    print(
-        f"{'manifest':<12} {args.out}/export.json  ({len(written)} of {len(EXPORT_FILES)} formats)"
-    )
-    return 0
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     from saunetv2_lib.efficiency import DEFAULT_MODELS, DEFAULT_PATHS
     from saunetv2_lib.export import EXPORT_FORMATS, PATHS
@@ -120,3 +69,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"comma-separated (default: {','.join(EXPORT_FORMATS)})",
     )
     parser.set_defaults(func=_export)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from saunetv2_lib.efficiency import benchmark, format_report
+
+    report = benchmark(
+        models=args.models,
+        size=args.size,
+        runs=args.runs,
+        warmup=args.warmup,
+        paths=args.paths,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        memory=args.memory,
+        log=None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True)),
+    )
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if args.save is not None:
+        from saunetv2_lib.efficiency import save_report
+
+        print(f"wrote {save_report(report, args.save)}", file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from saunetv2_lib.cli import CommandError
+    from saunetv2_lib.export import EXPORT_FILES, export_model
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    if args.weights:
+        from saunetv2_lib.weights import load_weights
+
+        model = load_weights(args.weights)
+    elif args.model:
+        from saunetv2_lib.models import get_model
+
+        model = get_model(args.model, (args.size, args.size, 3))
+        print(
+            f"note: exporting {args.model} with random (untrained) weights; pass --weights for a "
+            "trained model",
+            file=sys.stderr,
+        )
+    else:
+        raise CommandError("give --weights NAME|PATH (a trained model) or --model NAME.")
+    written = export_model(model, args.out, formats)
+    for fmt, path in written.items():
+        print(f"{fmt:<12} {path}")
+    print(
+        f"{'manifest':<12} {args.out}/export.json  ({len(written)} of {len(EXPORT_FILES)} formats)"
+    )
+    return 0

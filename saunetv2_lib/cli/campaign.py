@@ -16,6 +16,36 @@ import argparse
 from pathlib import Path
 
 
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "campaign",
+        help="the long training runs: status, run (resumable, time-boxed), pack (for git)",
+        description="Train the runs declared in saunetv2_lib/configs/campaigns.json in order, "
+        "resuming each where it stopped; `pack` copies unfinished runs' resume state to "
+        "campaigns/ and writes the results bundle.",
+    )
+    parser.add_argument("action", choices=("status", "run", "pack", "ship"))
+    parser.add_argument("--campaign", default="paper", help="campaign name (default: paper)")
+    parser.add_argument(
+        "--hours", type=float, default=2.5, help="run: stop before this many hours (default 2.5)"
+    )
+    parser.add_argument("--only", help="run, ship: comma-separated run names")
+    parser.add_argument("--shard", help="run: K/N, every N-th run from the K-th (job arrays)")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "mixed_bfloat16"),
+        help="run: override the step's dtype policy",
+    )
+    parser.add_argument(
+        "--group-norm",
+        choices=("one_pass", "two_stage"),
+        help="run: override how group-norm statistics are summed",
+    )
+    parser.add_argument("--runs", help="working run folders (default: runs/campaign)")
+    parser.add_argument("--packed", help="committed resume state (default: campaigns/)")
+    parser.set_defaults(func=_campaign)
+
+
 def _campaign(args: argparse.Namespace) -> int:
     from saunetv2_lib.experiments import campaign as campaigns
 
@@ -60,33 +90,3 @@ def _campaign(args: argparse.Namespace) -> int:
             print(f"{name}: {entry['status']['status']}, {where}")
         print(f"bundle: {campaigns.bundle_path(chosen.name)}")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "campaign",
-        help="the long training runs: status, run (resumable, time-boxed), pack (for git)",
-        description="Train the runs declared in saunetv2_lib/configs/campaigns.json in order, "
-        "resuming each where it stopped; `pack` copies unfinished runs' resume state to "
-        "campaigns/ and writes the results bundle.",
-    )
-    parser.add_argument("action", choices=("status", "run", "pack", "ship"))
-    parser.add_argument("--campaign", default="paper", help="campaign name (default: paper)")
-    parser.add_argument(
-        "--hours", type=float, default=2.5, help="run: stop before this many hours (default 2.5)"
-    )
-    parser.add_argument("--only", help="run, ship: comma-separated run names")
-    parser.add_argument("--shard", help="run: K/N, every N-th run from the K-th (job arrays)")
-    parser.add_argument(
-        "--precision",
-        choices=("float32", "mixed_bfloat16"),
-        help="run: override the step's dtype policy",
-    )
-    parser.add_argument(
-        "--group-norm",
-        choices=("one_pass", "two_stage"),
-        help="run: override how group-norm statistics are summed",
-    )
-    parser.add_argument("--runs", help="working run folders (default: runs/campaign)")
-    parser.add_argument("--packed", help="committed resume state (default: campaigns/)")
-    parser.set_defaults(func=_campaign)

@@ -7,41 +7,6 @@ import json
 from pathlib import Path
 
 
-def _root(args: argparse.Namespace) -> Path:
-    from saunetv2_lib.data.datasets import data_root
-
-    return Path(args.root) if args.root else data_root()
-
-
-def _verify(args: argparse.Namespace) -> int:
-    from saunetv2_lib.data.integrity import verify
-
-    report = verify(_root(args), datasets=[args.dataset] if args.dataset else None)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        print("\n".join(report.lines()))
-    return 0 if report.ok else 1
-
-
-def _stats(args: argparse.Namespace) -> int:
-    from saunetv2_lib.data.stats import dataset_stats, format_stats
-
-    stats = dataset_stats(args.dataset, _root(args))
-    print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
-    return 0
-
-
-def _dataset_name(value: str) -> str:
-    """Canonical dataset name (``drive`` -> ``DRIVE``, ``chase`` -> ``CHASE_DB1``)."""
-    from saunetv2_lib.data.datasets import dataset_info
-
-    try:
-        return dataset_info(value).name
-    except ValueError:
-        return value  # argparse's choices check then names the valid ones
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     from saunetv2_lib.data.vocabulary import DATASET_NAMES
 
@@ -84,3 +49,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("--root", help=root_help)
     stats.add_argument("--json", action="store_true", help="print JSON")
     stats.set_defaults(func=_stats)
+
+
+def _root(args: argparse.Namespace) -> Path:
+    from saunetv2_lib.data.datasets import data_root
+
+    return Path(args.root) if args.root else data_root()
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from saunetv2_lib.data.integrity import verify
+
+    report = verify(_root(args), datasets=[args.dataset] if args.dataset else None)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from saunetv2_lib.data.stats import dataset_stats, format_stats
+
+    stats = dataset_stats(args.dataset, _root(args))
+    print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
+    return 0
+
+
+def _dataset_name(value: str) -> str:
+    """Canonical dataset name (``drive`` -> ``DRIVE``, ``chase`` -> ``CHASE_DB1``)."""
+    from saunetv2_lib.data.datasets import dataset_info
+
+    try:
+        return dataset_info(value).name
+    except ValueError:
+        return value  # argparse's choices check then names the valid ones

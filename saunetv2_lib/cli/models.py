@@ -6,6 +6,24 @@ import argparse
 import json
 
 
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("models", help="list the registered models")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=_models)
+
+    parser = subparsers.add_parser(
+        "complexity", help="parameters, GFLOPs (TF-profiler convention), GMACs and weights MB"
+    )
+    parser.add_argument(
+        "--models",
+        default="sa_unet_v2,sa_unet,unet,attention_unet",
+        help="comma-separated registry names (default: the paper's four)",
+    )
+    parser.add_argument("--size", type=int, default=592, help="square input side in pixels")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of rows")
+    parser.set_defaults(func=_complexity)
+
+
 def _models(args: argparse.Namespace) -> int:
     from saunetv2_lib.models import MODELS
 
@@ -30,21 +48,3 @@ def _complexity(args: argparse.Namespace) -> int:
     rows = complexity_table(names, size=args.size)
     print(json.dumps(rows, indent=2) if args.json else format_table(rows))
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="list the registered models")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(func=_models)
-
-    parser = subparsers.add_parser(
-        "complexity", help="parameters, GFLOPs (TF-profiler convention), GMACs and weights MB"
-    )
-    parser.add_argument(
-        "--models",
-        default="sa_unet_v2,sa_unet,unet,attention_unet",
-        help="comma-separated registry names (default: the paper's four)",
-    )
-    parser.add_argument("--size", type=int, default=592, help="square input side in pixels")
-    parser.add_argument("--json", action="store_true", help="print a JSON list of rows")
-    parser.set_defaults(func=_complexity)

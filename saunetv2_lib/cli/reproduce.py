@@ -12,34 +12,6 @@ from __future__ import annotations
 import argparse
 
 
-def _reproduce(args: argparse.Namespace) -> int:
-    from saunetv2_lib.cli import CommandError
-    from saunetv2_lib.companion.reproduce import NotebookError, reproduce
-
-    only = [item for chunk in args.only or [] for item in chunk.split(",") if item.strip()]
-    try:
-        report = reproduce(
-            profile=args.profile,
-            only=only or None,
-            site=not args.no_site,
-            dataset=args.dataset,
-            seed=args.seed,
-            data_root=args.data_root,
-            renderer=args.renderer,
-        )
-    except NotebookError as error:
-        raise CommandError(str(error)) from None
-    except RuntimeError as error:  # the site renderer's own message
-        raise CommandError(str(error)) from None
-    counts = report.comparison
-    if counts.get("outside"):
-        print(
-            f"warning: {counts['outside']} paper-vs-reproduced rows are outside their tolerance; "
-            f"see {report.layout.figures_dir / 'paper_vs_reproduced.csv'}"
-        )
-    return 0
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "reproduce",
@@ -70,3 +42,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="site renderer (auto: quarto when on PATH, else smalldocs)",
     )
     parser.set_defaults(func=_reproduce)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from saunetv2_lib.cli import CommandError
+    from saunetv2_lib.companion.reproduce import NotebookError, reproduce
+
+    only = [item for chunk in args.only or [] for item in chunk.split(",") if item.strip()]
+    try:
+        report = reproduce(
+            profile=args.profile,
+            only=only or None,
+            site=not args.no_site,
+            dataset=args.dataset,
+            seed=args.seed,
+            data_root=args.data_root,
+            renderer=args.renderer,
+        )
+    except NotebookError as error:
+        raise CommandError(str(error)) from None
+    except RuntimeError as error:  # the site renderer's own message
+        raise CommandError(str(error)) from None
+    counts = report.comparison
+    if counts.get("outside"):
+        print(
+            f"warning: {counts['outside']} paper-vs-reproduced rows are outside their tolerance; "
+            f"see {report.layout.figures_dir / 'paper_vs_reproduced.csv'}"
+        )
+    return 0

@@ -15,6 +15,31 @@ from __future__ import annotations
 import argparse
 
 
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="train and score the sibling designs beside SA-UNetv2 under one budget (notebook 7)",
+    )
+    parser.add_argument("--out", required=True, help="folder of the runs and comparison.json")
+    parser.add_argument("--profile", default="drive/siblings", help="the shared budget")
+    parser.add_argument("--models", help="comma-separated registry names (default: all seven)")
+    parser.add_argument("--data-root", help="dataset root (default: $SAUNETV2_DATA)")
+    parser.add_argument("--max-test-images", type=int, help="score only the first N test images")
+    parser.add_argument("--eval-batch-size", type=int, default=2, help="images per forward pass")
+    parser.add_argument(
+        "--as-is", action="store_true", help="score the runs as they stand, without training on"
+    )
+    parser.add_argument("--skip-training", action="store_true", help="only --time / --bundle")
+    parser.add_argument("--time", action="store_true", help="time every trained model, interleaved")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (with --time)")
+    parser.add_argument("--bundle", action="store_true", help="write the rows+histories bundle")
+    parser.add_argument(
+        "--bundle-path",
+        help="where --bundle writes (default: saunetv2_lib/results/siblings_drive.json)",
+    )
+    parser.set_defaults(func=_compare)
+
+
 def _compare(args: argparse.Namespace) -> int:
     from saunetv2_lib.experiments.compare import (
         DESIGNS,
@@ -48,28 +73,3 @@ def _compare(args: argparse.Namespace) -> int:
         where = {} if args.bundle_path is None else {"path": args.bundle_path}
         print(f"bundle: {bundle_comparison(args.out, **where)}")
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "compare",
-        help="train and score the sibling designs beside SA-UNetv2 under one budget (notebook 7)",
-    )
-    parser.add_argument("--out", required=True, help="folder of the runs and comparison.json")
-    parser.add_argument("--profile", default="drive/siblings", help="the shared budget")
-    parser.add_argument("--models", help="comma-separated registry names (default: all seven)")
-    parser.add_argument("--data-root", help="dataset root (default: $SAUNETV2_DATA)")
-    parser.add_argument("--max-test-images", type=int, help="score only the first N test images")
-    parser.add_argument("--eval-batch-size", type=int, default=2, help="images per forward pass")
-    parser.add_argument(
-        "--as-is", action="store_true", help="score the runs as they stand, without training on"
-    )
-    parser.add_argument("--skip-training", action="store_true", help="only --time / --bundle")
-    parser.add_argument("--time", action="store_true", help="time every trained model, interleaved")
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (with --time)")
-    parser.add_argument("--bundle", action="store_true", help="write the rows+histories bundle")
-    parser.add_argument(
-        "--bundle-path",
-        help="where --bundle writes (default: saunetv2_lib/results/siblings_drive.json)",
-    )
-    parser.set_defaults(func=_compare)

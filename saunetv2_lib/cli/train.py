@@ -18,6 +18,44 @@ DATASETS = ("drive", "stare", "chase")
 PROFILES = ("quick", "full", "paper")
 
 
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model with a named profile (quick or the paper's full schedule); resumable",
+        description="Train with a profile from saunetv2_lib/configs/profiles.json. The run folder "
+        "gets config.json, history.csv, best.keras, last.keras, summary.json and resume/.",
+    )
+    parser.add_argument("--dataset", choices=DATASETS, default="drive")
+    parser.add_argument("--profile", choices=PROFILES, default="quick")
+    parser.add_argument("--out", help="run folder (created)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last epoch"
+    )
+    parser.add_argument("--epochs", type=int, help="override the maximum number of epochs")
+    parser.add_argument("--model", help="registry name (see `saunetv2 models`)")
+    parser.add_argument("--batch-size", type=int, help="override the global batch size")
+    parser.add_argument("--seed", type=int, help="override the seed")
+    parser.add_argument("--data-root", help="dataset root (default: $SAUNETV2_DATA or synthetic)")
+    parser.add_argument(
+        "--max-train-images", type=int, help="use only the first N training images (smoke runs)"
+    )
+    parser.add_argument(
+        "--distribute",
+        action="store_true",
+        help="TensorFlow: MultiWorkerMirroredStrategy from TF_CONFIG, or MirroredStrategy "
+        "over all GPUs",
+    )
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        default=1,
+        choices=(0, 1, 2),
+        help="1: progress bar, 2: one line per epoch",
+    )
+    parser.add_argument("--list-profiles", action="store_true", help="list profiles and exit")
+    parser.set_defaults(func=_train)
+
+
 def _train(args: argparse.Namespace) -> int:
     from saunetv2_lib.cli import CommandError
     from saunetv2_lib.training import (
@@ -69,41 +107,3 @@ def _train(args: argparse.Namespace) -> int:
         f"{best} at epoch {result.best_epoch}; files in {out}"
     )
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "train",
-        help="train a model with a named profile (quick or the paper's full schedule); resumable",
-        description="Train with a profile from saunetv2_lib/configs/profiles.json. The run folder "
-        "gets config.json, history.csv, best.keras, last.keras, summary.json and resume/.",
-    )
-    parser.add_argument("--dataset", choices=DATASETS, default="drive")
-    parser.add_argument("--profile", choices=PROFILES, default="quick")
-    parser.add_argument("--out", help="run folder (created)")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its last epoch"
-    )
-    parser.add_argument("--epochs", type=int, help="override the maximum number of epochs")
-    parser.add_argument("--model", help="registry name (see `saunetv2 models`)")
-    parser.add_argument("--batch-size", type=int, help="override the global batch size")
-    parser.add_argument("--seed", type=int, help="override the seed")
-    parser.add_argument("--data-root", help="dataset root (default: $SAUNETV2_DATA or synthetic)")
-    parser.add_argument(
-        "--max-train-images", type=int, help="use only the first N training images (smoke runs)"
-    )
-    parser.add_argument(
-        "--distribute",
-        action="store_true",
-        help="TensorFlow: MultiWorkerMirroredStrategy from TF_CONFIG, or MirroredStrategy "
-        "over all GPUs",
-    )
-    parser.add_argument(
-        "--verbose",
-        type=int,
-        default=1,
-        choices=(0, 1, 2),
-        help="1: progress bar, 2: one line per epoch",
-    )
-    parser.add_argument("--list-profiles", action="store_true", help="list profiles and exit")
-    parser.set_defaults(func=_train)
