@@ -204,11 +204,11 @@ def test_ablation_section_shows_trained_rows_their_verdicts_and_the_budget_gap(m
     assert list(frame["row"]) == ["SA-UNet", "SA-UNetv2"]
     assert list(frame["seeds"]) == [3, 3]
     assert frame["ours F1"].tolist() == pytest.approx([78.2, 80.2])
-    assert frame["ours − against"].iloc[1] == pytest.approx(2.0)
-    assert frame["verdict"].iloc[1] == "holds beyond the noise"
+    assert frame["ours − against"].iloc[0] == pytest.approx(-2.0)
+    assert frame["verdict"].iloc[0] == "holds beyond the noise"
     assert "2 of 2 configurations trained" in text
     assert "300 steps score 3.60 F1 points below its latest checkpoint (2,010 steps)" in text
-    assert "SA-UNetv2 vs SA-UNet: +2.00 points, holds beyond the noise." in text
+    assert "SA-UNet vs SA-UNetv2: -2.00 points, holds beyond the noise." in text
     assert figure.axes[0].get_yticklabels()[0].get_text() == "SA-UNet"
     _, _, pending = companion.ablation_section("architecture_ablation")
     assert pending.startswith("**Ours pending.** None of the 5 configurations")

@@ -105,15 +105,19 @@ def _curve(at_budget: float, later: float) -> dict:
 
 
 def test_ablation_rows_judge_the_paper_inside_our_interval_widened_by_the_budget_gap():
-    empty = paper_check.ablation_metric_rows({"runs": {}}, _curve(0.79, 0.826))
+    empty = paper_check.ablation_metric_rows({"paper": _curve(0.79, 0.826)})
     assert empty and all(r["within"] is None and r["ours"] is None for r in empty)
     assert {r["paper_table"] for r in empty} == {"Table 3", "Table 4", "Table 1A"}
-    assert {r["row"] for r in empty if r["paper_table"] == "Table 1A"} == {"SA-UNet"}
+    assert {r["row"] for r in empty if r["paper_table"] == "Table 1A"} == {
+        "SA-UNet", "U-Net", "Attention U-Net"
+    }  # fmt: skip
     assert len([r for r in empty if r["paper_table"] == "Table 3"]) == 5 * 4
 
     # SA-UNet at 0.80 over 3 seeds (means 80.2, 80.4, 80.6); the paper prints 82.44 F1.
     runs = {f"t1a_sa_unet_s{s}": _finished(0.80, s) for s in (1, 2, 3)}
-    rows = paper_check.ablation_metric_rows({"runs": runs}, _curve(0.79, 0.826))
+    rows = paper_check.ablation_metric_rows(
+        {"ablation": {"runs": runs}, "paper": _curve(0.79, 0.826)}
+    )
     f1 = next(r for r in rows if r["row"] == "SA-UNet" and r["quantity"] == "f1")
     assert f1["ours"] == pytest.approx(80.4)
     # The t(2) interval's half-width over the seed means, plus the +3.6 pp budget gap.
@@ -125,11 +129,18 @@ def test_ablation_rows_judge_the_paper_inside_our_interval_widened_by_the_budget
     )
     assert "3 of 3 seeds, 300 steps each" in f1["ours_from"]
     # Without the gap (the budget scores as the long run), 82.44 lies outside.
-    flat = paper_check.ablation_metric_rows({"runs": runs}, _curve(0.80, 0.80))
+    flat = paper_check.ablation_metric_rows({"ablation": {"runs": runs}, "paper": _curve(0.8, 0.8)})
     f1 = next(r for r in flat if r["row"] == "SA-UNet" and r["quantity"] == "f1")
     assert f1["within"] is False
     # One seed: a mean but no interval, so pending.
-    one = paper_check.ablation_metric_rows({"runs": {"t1a_sa_unet_s1": _finished(0.8, 1)}},
-                                           _curve(0.79, 0.826))  # fmt: skip
+    one = paper_check.ablation_metric_rows(
+        {"ablation": {"runs": {"t1a_sa_unet_s1": _finished(0.8, 1)}}, "paper": _curve(0.79, 0.826)}
+    )
     f1 = next(r for r in one if r["row"] == "SA-UNet" and r["quantity"] == "f1")
     assert f1["within"] is None and f1["ours_from"].startswith("pending")
+    # U-Net at the smaller baselines budget: reported, not judged.
+    unet = {f"b_unet_s{s}": _finished(0.78, s) for s in (1, 2)}
+    flagged = paper_check.ablation_metric_rows({"baselines": {"runs": unet}})
+    f1 = next(r for r in flagged if r["row"] == "U-Net" and r["quantity"] == "f1")
+    assert f1["ours"] == pytest.approx(78.3) and f1["within"] is None
+    assert f1["tolerance_basis"].startswith("flagged: a smaller budget (150 steps)")

@@ -80,6 +80,8 @@ ARTEFACTS: tuple[dict[str, str], ...] = (
      "notebook": "03_loss", "files": "03_loss_ablation_seeds.csv"},
     {"paper": "Table 1A", "what": "SA-UNet vs SA-UNetv2 trained with seeds under the ablation budget",
      "notebook": "05_evaluation", "files": "05_sa_unet_seeds.csv"},
+    {"paper": "Table 1A", "what": "U-Net, Attention U-Net vs SA-UNetv2 with seeds at a smaller, flagged budget",
+     "notebook": "05_evaluation", "files": "05_baselines_seeds.csv"},
     {"paper": "Figure 1", "what": "F1 against parameters, bubble size GFLOPs",
      "notebook": "06_efficiency", "files": "06_bubble_chart.png"},
     {"paper": "architecture figure", "what": "SA-UNetv2 layout, SA and CSA modules, attention maps",

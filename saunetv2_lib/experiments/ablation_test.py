@@ -98,8 +98,20 @@ def test_one_seed_gives_a_mean_but_no_verdict():
     levels = {"t1a_sa_unet": 0.80, "t4_bce_mcc": 0.81}
     rows = ablation.ablation_rows("drive_without_fov", _bundle(levels, seeds=(1,)), CAMPAIGN)
     assert [r["row"] for r in rows] == ["SA-UNet", "SA-UNetv2"]
-    assert rows[1]["seeds"] == 1 and np.isnan(rows[1]["seed_low"])
-    assert rows[1]["claimed"] == 1 and "verdict" not in rows[1]
+    assert rows[0]["seeds"] == 1 and np.isnan(rows[0]["seed_low"])
+    # SA-UNet against SA-UNetv2, which the paper puts above it.
+    assert rows[0]["against"] == "SA-UNetv2" and rows[0]["claimed"] == -1
+    assert "verdict" not in rows[0] and "against" not in rows[1]
+
+
+def test_the_baselines_campaign_compares_u_net_and_attention_u_net_with_sa_unetv2():
+    baselines = load_campaign("baselines")
+    assert ablation.budget_steps(baselines) == 150
+    levels = {"b_sa_unet_v2": 0.80, "b_unet": 0.77}
+    rows = ablation.ablation_rows("drive_without_fov", _bundle(levels), baselines)
+    assert [r["row"] for r in rows] == ["U-Net", "Attention U-Net", "SA-UNetv2"]
+    assert rows[0]["against"] == "SA-UNetv2" and rows[0]["verdict"] == "holds beyond the noise"
+    assert rows[1]["seeds"] == 0 and "verdict" not in rows[1]
 
 
 def test_a_metric_the_table_does_not_report_is_an_error():
