@@ -1,0 +1,41 @@
+"""The README's trained-weights numbers are the shipped model cards' (they go stale on shipping)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from saunetv2_lib import paper
+from saunetv2_lib.weights import card_row, list_weights, read_model_card
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+ROWS = [("drive", "**ours, whole image**", "whole"), ("drive", "**ours, FOV**", "fov"),
+        ("stare", "**ours**", "whole")]  # fmt: skip
+
+
+def _readme_row(label: str, dataset: str) -> list[float]:
+    """The seven numbers of the README table row ``label`` in the ``dataset`` table."""
+    table = README[README.index(f"| {dataset.upper()} | F1 |") :]
+    line = next(row for row in table.splitlines() if row.startswith(f"| {label} |"))
+    return [float(cell.strip(" *")) for cell in line.split("|")[2:-1]]
+
+
+@pytest.mark.parametrize(("name", "label", "region"), ROWS)
+def test_the_readme_tables_print_the_shipped_cards_metrics(name, label, region):
+    if not list_weights().get(name):
+        pytest.skip(f"weights {name!r} are not shipped")
+    row = card_row(read_model_card(name), region=region)
+    expected = [round(100 * row[m], 2) for m in paper.METRICS]
+    assert _readme_row(label, name) == expected
+
+
+def test_the_readme_states_the_shipped_runs_steps_and_seconds():
+    for name in ("drive", "stare"):
+        if not list_weights().get(name):
+            continue
+        card = read_model_card(name)
+        steps = card["training"]["optimizer_iterations"]
+        assert re.search(rf"\b{steps:,} (optimizer )?steps\b", README), (name, steps)
+        assert f"{card['wall_time_s']:,.0f} s" in README, (name, card["wall_time_s"])
