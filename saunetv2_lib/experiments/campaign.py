@@ -822,10 +822,29 @@ def progress_markdown(
 ) -> str:
     """Notebook 4's "Where the campaign stands", every number from ``bundle`` and ``card``.
 
+    A run in progress states its pace, time left and latest milestone; a finished one (its
+    result in the bundle) how it ended and what its best checkpoint scores.
+
     ``card`` is the model card of the short-schedule weights to set the run against;
     ``paper_f1`` the paper's F1 (%) on the run's dataset.
     """
-    state = bundle["runs"][run]["status"]
+    entry = bundle["runs"][run]
+    state = entry["status"]
+    if state.get("status") in DONE and entry.get("result") is not None:
+        from saunetv2_lib.weights import paper_row
+
+        result, short = entry["result"], card_point(card)
+        how = "early stopping ended it" if result["stopped_early"] else "it ran to the end"
+        return (
+            f"**Where the campaign stands.** `{run}` is finished: {how} after "
+            f"{result['epochs_run']} of {state['epochs_total']} epochs "
+            f"({result['optimizer_steps']:,} of {state['steps_total']:,} optimizer steps), in "
+            f"{result['wall_time_s'] / 3600:.2f} h at {state['s_per_image']:.2f} s per training "
+            f"image. Its best checkpoint (epoch {result['best_epoch']}) scores F1 "
+            f"{100 * paper_row(result)['f1']:.2f} on the test images. The `{card['name']}` "
+            f"weights ({card['profile']}) score {100 * short['f1']:.2f} after "
+            f"{short['steps']:,} steps, and the paper reports {paper_f1:.2f}."
+        )
     sentence = (
         f"**Where the campaign stands.** `{run}` has run {state['epochs_done']} of "
         f"{state['epochs_total']} epochs ({state['steps_done']:,} of {state['steps_total']:,} "

@@ -213,6 +213,16 @@ def test_progress_markdown_states_the_run_and_its_latest_milestone():
     assert campaigns.progress_markdown(bundle, "drive_paper", card, 82.82).endswith(
         "No milestone checkpoint has been scored yet."
     )
+    status.update(status="stopped early", epochs_done=96, s_per_image=0.63)
+    bundle["runs"]["drive_paper"]["result"] = {
+        "epochs_run": 96, "optimizer_steps": 2880, "stopped_early": True, "best_epoch": 75,
+        "wall_time_s": 17827.0, "metrics": [{"paper": True, "f1": 0.8268}],
+    }  # fmt: skip
+    text = campaigns.progress_markdown(bundle, "drive_paper", card, 82.82)
+    assert "`drive_paper` is finished: early stopping ended it after 96 of 150 epochs" in text
+    assert "(2,880 of 4,500 optimizer steps), in 4.95 h" in text
+    assert "best checkpoint (epoch 75) scores F1 82.68" in text
+    assert text.endswith("score 80.90 after 450 steps, and the paper reports 82.82.")
 
 
 def test_a_bundle_not_packed_yet_is_an_error_or_empty_on_request(tmp_path):
