@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -330,9 +329,8 @@ def ablation_section(table: str, metric: str = "f1", campaign: str = "ablation")
         scale=1.0,
     )
     trained = [r for r in rows if r["seeds"]]
-    declared = max(
-        Counter(s.configuration or s.name for s in campaign.runs if table in s.paper_rows).values()
-    )
+    seeds = ablation.declared_seeds(campaign)
+    declared = max(seeds[r["configuration"]] for r in rows)
     if not trained:
         text = (
             f"**Ours pending.** None of the {len(rows)} configurations has a finished seed yet: "

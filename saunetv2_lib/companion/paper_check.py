@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -332,7 +331,7 @@ def _trained_rows(
     campaign = load_campaign(name)
     steps = ablation.budget_steps(campaign)
     gap = ablation.budget_gap(curve, steps)
-    seeds_declared = Counter(spec.configuration or spec.name for spec in campaign.runs)
+    seeds_declared = ablation.declared_seeds(campaign)
     tables = {spec_table for spec in campaign.runs for spec_table in spec.paper_rows}
     rows = []
     for key, metrics in ablation.TABLE_METRICS.items():

@@ -23,6 +23,7 @@ difference, so a verdict says whether the paper's ordering survives the seed and
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -207,6 +208,11 @@ def budget_gap(
         longer, steps, final = latest, latest["steps"], False
     gap = {m: 100.0 * (float(longer[m]) - float(at_budget[m])) for m in metrics}
     return {"budget_steps": budget_steps, "against_steps": steps, "final": final, "gap": gap}
+
+
+def declared_seeds(campaign: Campaign) -> dict[str, int]:
+    """``{configuration: number of declared runs (seeds)}`` of ``campaign``."""
+    return dict(Counter(spec.configuration or spec.name for spec in campaign.runs))
 
 
 def budget_steps(campaign: Campaign | None = None) -> int:
