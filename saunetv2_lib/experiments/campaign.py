@@ -274,15 +274,38 @@ def format_status(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def bundled_status(
+    campaign: str, run: str, bundle: Path | str | None = None
+) -> dict[str, Any] | None:
+    """The bundle's :func:`run_status` row of a finished ``run`` (its result is committed).
+
+    ``None`` when the bundle is missing or holds no result for the run. A finished run leaves
+    neither a run folder nor a packed copy on a fresh clone (:func:`pack_campaign`), so the
+    bundle is the only place that says it is done.
+    """
+    path = Path(bundle) if bundle is not None else bundle_path(campaign)
+    entry = _read_json(path, {}).get("runs", {}).get(run, {})
+    return dict(entry["status"]) if "result" in entry and "status" in entry else None
+
+
 def campaign_status(
-    campaign: Campaign, runs_root: Path | str = RUNS_ROOT, packed_root: Path | str = PACKED_ROOT
+    campaign: Campaign,
+    runs_root: Path | str = RUNS_ROOT,
+    packed_root: Path | str = PACKED_ROOT,
+    bundle: Path | str | None = None,
 ) -> list[dict[str, Any]]:
-    """:func:`run_status` of every run, reading the packed state where no run folder exists yet."""
+    """:func:`run_status` of every run, reading the packed state where no run folder exists yet
+    and the bundle (:func:`bundled_status`) for a finished run that has neither."""
     rows = []
     for spec in campaign.runs:
         run_dir = Path(runs_root) / spec.name
         if not (run_dir / "config.json").is_file():
             packed = Path(packed_root) / campaign.name / spec.name
+            if not (packed / "config.json").is_file():
+                done = bundled_status(campaign.name, spec.name, bundle)
+                if done is not None:
+                    rows.append(done)
+                    continue
             run_dir = packed if (packed / "config.json").is_file() else run_dir
         rows.append(run_status(spec, run_dir))
     return rows
@@ -382,6 +405,7 @@ def run_campaign(
     speed: Mapping[str, Any] | None = None,
     verbose: int = 2,
     stream: TextIO | None = None,
+    bundle: Path | str | None = None,
 ) -> list[dict[str, Any]]:
     """Train the unfinished runs in their declared order until done or ``hours`` are up.
 
@@ -401,9 +425,12 @@ def run_campaign(
             differ between sessions of one run and are recorded per segment.
         verbose: ``model.fit`` verbosity.
         stream: where log lines go besides ``runs_root/campaign.log`` (default stdout).
+        bundle: the committed bundle (default :func:`bundle_path`); a run whose result is
+            there and that has no folder here is finished and never trained again.
 
     Returns:
-        :func:`run_status` rows of the selected runs after this call.
+        :func:`run_status` rows of the selected runs after this call (the bundle's row for a
+        run finished elsewhere).
     """
     from saunetv2_lib.training import RESUMABLE_CHANGES, train
 
@@ -420,6 +447,10 @@ def run_campaign(
         log(f"campaign {campaign.name}: {len(selected)} run(s), {hours:g} h, pid {os.getpid()}")
         for spec in selected:
             run_dir = runs_root / spec.name
+            done = bundled_status(campaign.name, spec.name, bundle)
+            if done is not None and not (run_dir / "config.json").is_file():
+                log(f"{spec.name}: {done['status']} (its result is in the bundle)")
+                continue
             if restore_packed(spec, campaign.name, runs_root, packed_root):
                 log(f"{spec.name}: restored the packed state from {packed_root / campaign.name}")
             status = run_status(spec, run_dir)
@@ -472,7 +503,7 @@ def run_campaign(
                 log(f"{spec.name}: paused before the deadline")
                 break
         log("campaign: stopped")
-    return [run_status(spec, runs_root / spec.name) for spec in selected]
+    return campaign_status(Campaign(campaign.name, tuple(selected)), runs_root, packed_root, bundle)
 
 
 def _close_segment(run_dir: Path, ended_by: str) -> None:

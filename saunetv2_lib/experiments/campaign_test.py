@@ -132,11 +132,24 @@ def test_run_pauses_at_the_deadline_packs_restores_on_a_fresh_machine_and_finish
     assert json.loads((runs / "tiny" / "milestones" / "step_000008.json").read_text())["steps"] == 8
 
     payload = campaigns.pack_campaign(campaign, runs, packed, bundle=bundle)
+    shutil.copytree(runs, tmp_path / "kept_runs")  # the shipping below reads the run folder
     result = payload["runs"]["tiny"]["result"]
     assert result["optimizer_steps"] == 12 and not result["stopped_early"]
     assert any(row["paper"] for row in result["metrics"]) and len(result["per_image"]) == 2
     assert not (packed / "test" / "tiny").exists()  # a finished run leaves only its result
     assert json.loads(bundle.read_text())["runs"]["tiny"]["status"]["status"] == "finished"
+
+    # A fresh clone of that: neither a run folder nor a packed copy, only the result in the
+    # bundle. The run is finished and never trained again.
+    shutil.rmtree(runs)
+    rows = campaigns.run_campaign(
+        campaign, 1.0, runs_root=runs, packed_root=packed, stream=log, bundle=bundle
+    )
+    assert rows[0]["status"] == "finished" and rows[0]["steps_done"] == 12
+    assert not (runs / "tiny").exists()
+    assert "finished (its result is in the bundle)" in (runs / "campaign.log").read_text()
+    assert campaigns.campaign_status(campaign, runs, packed, bundle)[0]["status"] == "finished"
+    shutil.copytree(tmp_path / "kept_runs", runs, dirs_exist_ok=True)
 
     # Shipping keeps what was shipped under the name before, then installs the run with its record.
     from saunetv2_lib.weights import read_model_card, ship_weights
