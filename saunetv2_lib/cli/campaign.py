@@ -1,9 +1,13 @@
 """``saunetv2 campaign status | run | pack``: the long training runs, declared in campaigns.json.
 
+Without ``--campaign`` every declared campaign is meant, in the declared order (paper, then
+ablation, then baselines): ``run`` goes on with the next campaign once one is done.
+
 Examples::
 
     saunetv2 campaign status                             # a table of every run
     nohup saunetv2 campaign run --hours 2.5 > runs/campaign/nohup.log 2>&1 &
+    saunetv2 campaign run --campaign ablation --hours 2.5  # one campaign only
     saunetv2 campaign run --only stare_paper --hours 10  # one run (e.g. one job of an array)
     saunetv2 campaign run --shard 2/2                    # every second run, from the second
     saunetv2 campaign pack                               # before a stop: commit campaigns/ and results/
@@ -25,7 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "campaigns/ and writes the results bundle.",
     )
     parser.add_argument("action", choices=("status", "run", "pack", "ship"))
-    parser.add_argument("--campaign", default="paper", help="campaign name (default: paper)")
+    parser.add_argument(
+        "--campaign",
+        help="comma-separated campaign names (default: every declared campaign, in order)",
+    )
     parser.add_argument(
         "--hours", type=float, default=2.5, help="run: stop before this many hours (default 2.5)"
     )
@@ -49,11 +56,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _campaign(args: argparse.Namespace) -> int:
     from saunetv2_lib.experiments import campaign as campaigns
 
-    chosen = campaigns.load_campaign(args.campaign)
+    names = args.campaign.split(",") if args.campaign else campaigns.campaign_names()
+    queue = [campaigns.load_campaign(name) for name in names]  # unknown names fail here
     runs_root = args.runs or campaigns.RUNS_ROOT
     packed_root = args.packed or campaigns.PACKED_ROOT
+    only = args.only.split(",") if args.only else None
+    declared = {spec.name for campaign in queue for spec in campaign.runs}
+    if only and not set(only) <= declared:
+        raise SystemExit(
+            f"saunetv2 campaign: no run {sorted(set(only) - declared)} in {', '.join(names)}."
+        )
     if args.action == "status":
-        print(campaigns.format_status(campaigns.campaign_status(chosen, runs_root, packed_root)))
+        for campaign in queue:
+            rows = campaigns.campaign_status(campaign, runs_root, packed_root)
+            print(f"campaign {campaign.name}\n{campaigns.format_status(rows)}\n")
     elif args.action == "run":
         speed = {
             key: value
@@ -63,30 +79,30 @@ def _campaign(args: argparse.Namespace) -> int:
             }.items()
             if value is not None
         }
-        only = args.only.split(",") if args.only else None
-        rows = campaigns.run_campaign(
-            chosen, args.hours, only, args.shard, runs_root, packed_root, speed=speed
+        rows = campaigns.run_queue(
+            names, args.hours, only, args.shard, runs_root, packed_root, speed=speed
         )
         print(campaigns.format_status(rows))
     elif args.action == "ship":
-        names = args.only.split(",") if args.only else None
-        for spec in chosen.select(names):
-            if not spec.ship_as:
-                continue
-            status = campaigns.run_status(spec, Path(runs_root) / spec.name)["status"]
-            if status not in campaigns.DONE:
-                print(f"{spec.name}: {status}, not shipped")
-                continue
-            card = campaigns.ship_campaign_run(spec, runs_root)
-            print(f"{spec.name}: shipped as {card['name']} ({card['sha256'][:12]})")
+        for campaign in queue:
+            here = [spec for spec in campaign.runs if not only or spec.name in only]
+            for spec in here:
+                if not spec.ship_as:
+                    continue
+                status = campaigns.run_status(spec, Path(runs_root) / spec.name)["status"]
+                if status not in campaigns.DONE:
+                    print(f"{spec.name}: {status}, not shipped")
+                    continue
+                card = campaigns.ship_campaign_run(spec, runs_root)
+                print(f"{spec.name}: shipped as {card['name']} ({card['sha256'][:12]})")
     else:
-        payload = campaigns.pack_campaign(chosen, runs_root, packed_root)
-        for name, entry in payload["runs"].items():
-            where = (
-                "result in the bundle"
-                if "result" in entry
-                else f"{len(entry.get('packed', []))} files packed"
-            )
-            print(f"{name}: {entry['status']['status']}, {where}")
-        print(f"bundle: {campaigns.bundle_path(chosen.name)}")
+        for name, payload in campaigns.pack_queue(names, runs_root, packed_root).items():
+            for run, entry in payload["runs"].items():
+                where = (
+                    "result in the bundle"
+                    if "result" in entry
+                    else f"{len(entry.get('packed', []))} files packed"
+                )
+                print(f"{run}: {entry['status']['status']}, {where}")
+            print(f"bundle: {campaigns.bundle_path(name)}")
     return 0

@@ -156,6 +156,11 @@ def _read_campaigns() -> dict[str, Any]:
     return json.loads(text)
 
 
+def campaign_names() -> list[str]:
+    """The declared campaigns in ``configs/campaigns.json``'s order: the order they train in."""
+    return list(_read_campaigns())
+
+
 def load_campaign(name: str = "paper") -> Campaign:
     """The campaign ``name`` from ``configs/campaigns.json``; every run's configuration is checked."""
     declared = _read_campaigns()
@@ -506,6 +511,63 @@ def run_campaign(
     return campaign_status(Campaign(campaign.name, tuple(selected)), runs_root, packed_root, bundle)
 
 
+def run_queue(
+    names: Sequence[Campaign | str] | None = None,
+    hours: float = 2.5,
+    only: Sequence[str] | None = None,
+    shard: str | None = None,
+    runs_root: Path | str = RUNS_ROOT,
+    packed_root: Path | str = PACKED_ROOT,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """:func:`run_campaign` over several campaigns in order, within one ``hours`` budget.
+
+    The next campaign starts only when every selected run of the one before is done, so a
+    session whose campaign finishes early goes on with the next instead of idling.
+
+    Args:
+        names: campaigns or their names (default :func:`campaign_names`, the declared order).
+        hours: wall-clock budget of the whole call.
+        only: run names, looked up in every campaign of ``names``; an unknown one is an error.
+        shard: ``"K/N"``, applied to each campaign's runs (:meth:`Campaign.select`).
+        runs_root, packed_root: as for :func:`run_campaign`; kwargs: its ``speed``,
+            ``verbose`` and ``stream`` (each campaign reads its own bundle).
+
+    Returns:
+        the :func:`run_status` rows of the campaigns reached, in order.
+    """
+    deadline = time.time() + hours * 3600
+    queue = [
+        load_campaign(name) if isinstance(name, str) else name
+        for name in (names or campaign_names())
+    ]
+    if only:
+        declared = {spec.name for campaign in queue for spec in campaign.runs}
+        unknown = [name for name in only if name not in declared]
+        if unknown:
+            raise ValueError(
+                f"no run {unknown} in the campaigns {[c.name for c in queue]}; "
+                "`saunetv2 campaign status` lists them."
+            )
+    rows: list[dict[str, Any]] = []
+    for campaign in queue:
+        names_here = (
+            None if not only else [n for n in only if any(s.name == n for s in campaign.runs)]
+        )
+        if only and not names_here:
+            continue
+        left_h = (deadline - time.time()) / 3600
+        if left_h <= 0:
+            break
+        reached = run_campaign(
+            campaign, left_h, names_here, shard, runs_root, packed_root, **kwargs
+        )
+        rows.extend(reached)
+        if any(row["status"] not in DONE for row in reached):
+            break  # the deadline came before this campaign was done
+    return rows
+
+
 def _close_segment(run_dir: Path, ended_by: str) -> None:
     """Complete the open (last) entry of ``segments.json`` from the run's saved state.
 
@@ -752,6 +814,24 @@ def pack_campaign(
     bundle.parent.mkdir(parents=True, exist_ok=True)
     _write_json(bundle, payload)
     return payload
+
+
+def pack_queue(
+    names: Sequence[str] | None = None,
+    runs_root: Path | str = RUNS_ROOT,
+    packed_root: Path | str = PACKED_ROOT,
+) -> dict[str, dict[str, Any]]:
+    """:func:`pack_campaign` of each campaign in ``names`` (default: all) that has something
+    to pack: a run folder under ``runs_root`` or a bundle already. Returns ``{name: bundle}``."""
+    packed = {}
+    for name in names or campaign_names():
+        campaign = load_campaign(name)
+        started = any(
+            (Path(runs_root) / spec.name / "config.json").is_file() for spec in campaign.runs
+        )
+        if started or bundle_path(name).is_file():
+            packed[name] = pack_campaign(campaign, runs_root, packed_root)
+    return packed
 
 
 def load_campaign_bundle(

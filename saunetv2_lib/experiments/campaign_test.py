@@ -165,6 +165,28 @@ def test_run_pauses_at_the_deadline_packs_restores_on_a_fresh_machine_and_finish
     assert kept["metrics"] == [] and any(row["paper"] for row in card["metrics"])
 
 
+def test_the_queue_goes_on_with_the_next_campaign_only_once_one_is_done(tmp_path, synthetic_root):
+    first = Campaign("test_first", (_tiny_spec(synthetic_root, "a", epochs=2),))
+    second = Campaign("test_second", (_tiny_spec(synthetic_root, "b", epochs=1),))
+    runs, packed = tmp_path / "runs", tmp_path / "packed"
+    log = open(os.devnull, "w")  # noqa: SIM115
+    kwargs = dict(runs_root=runs, packed_root=packed, stream=log)
+
+    # A deadline already past: one epoch of the first campaign, the second is not reached.
+    rows = campaigns.run_queue([first, second], 1e-6, **kwargs)
+    assert [(row["run"], row["epochs_done"]) for row in rows] == [("a", 1)]
+    assert not (runs / "b").exists()
+
+    rows = campaigns.run_queue([first, second], 1.0, **kwargs)
+    assert [(row["run"], row["status"]) for row in rows] == [("a", "finished"), ("b", "finished")]
+    assert campaigns.run_state(runs / "a")["completed_epochs"] == 2  # resumed, not restarted
+    rows = campaigns.run_queue([first, second], 1.0, only=["b"], **kwargs)
+    assert [row["run"] for row in rows] == ["b"]
+    with pytest.raises(ValueError, match=r"no run \['c'\]"):
+        campaigns.run_queue([first, second], 1.0, only=["c"], **kwargs)
+    assert campaigns.campaign_names()[:3] == ["paper", "ablation", "baselines"]
+
+
 def test_two_trainings_never_run_at_once(tmp_path, synthetic_root):
     campaign = Campaign("test", (_tiny_spec(synthetic_root),))
     with campaigns.training_lock(tmp_path / "runs"):
