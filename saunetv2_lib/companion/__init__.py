@@ -267,6 +267,59 @@ def table_finding(
     return text
 
 
+# ------------------------------------------------------------------------------ campaign runs
+MILESTONE_COLUMNS = (
+    "milestone", "steps", "epoch", "best_epoch", "hours", "kind", "f1", "jaccard", "mcc", "auc"
+)  # fmt: skip
+
+
+def campaign_run_section(bundle: Mapping[str, Any], run: str) -> dict[str, Any]:
+    """Notebook 4's view of one paper-scale run: its figures, milestones and where it stands.
+
+    Compares ``run`` of ``bundle`` (:func:`~saunetv2_lib.experiments.campaign.pack_campaign`)
+    with the short-schedule weights it replaces (``keep_previous_as`` once shipped, else the
+    weights shipped as ``ship_as``) and the paper's headline F1 of its dataset.
+
+    Returns:
+        a dict: ``dataset``; ``steps_figure`` (:func:`plots.f1_against_steps`: test F1, best
+        checkpoint so far and weights at each milestone, against steps and hours);
+        ``curves_figure`` (:func:`plots.training_history` of the run and the short schedule);
+        ``milestones`` (a DataFrame, :data:`MILESTONE_COLUMNS`, F1 etc. as fractions, hours of
+        training); ``markdown`` (:func:`~saunetv2_lib.experiments.campaign.progress_markdown`).
+    """
+    import pandas as pd
+
+    from saunetv2_lib import paper
+    from saunetv2_lib.companion import plots
+    from saunetv2_lib.experiments import campaign as campaigns
+    from saunetv2_lib.weights import list_weights, read_model_card
+
+    spec = campaigns.load_campaign(bundle["campaign"]).run(run)
+    dataset = spec.config().dataset
+    entry = bundle["runs"][run]
+    kept = spec.keep_previous_as
+    shipped = read_model_card(kept if kept and list_weights().get(kept) else spec.ship_as)
+    steps = shipped["training"]["optimizer_iterations"]
+    label = f"`{shipped['name']}` ({shipped['profile']}, {steps:,} steps)"
+    series = {
+        f"{run}, best so far": campaigns.progress_points(bundle, run, "best"),
+        f"{run}, weights at the step": campaigns.progress_points(bundle, run, "current"),
+        label: [campaigns.card_point(shipped)],
+    }
+    headline = paper.headline_f1(dataset)
+    milestones = pd.DataFrame(entry["milestones"])
+    if not milestones.empty:
+        milestones["hours"] = milestones["wall_time_s"] / 3600
+        milestones = milestones[list(MILESTONE_COLUMNS)]
+    return {
+        "dataset": dataset,
+        "steps_figure": plots.f1_against_steps(series, headline),
+        "curves_figure": plots.training_history({run: entry["history"], label: shipped["history"]}),
+        "milestones": milestones,
+        "markdown": campaigns.progress_markdown(bundle, run, shipped, headline),
+    }
+
+
 # ------------------------------------------------------------------------------ ablations
 def _bundle(campaign: str) -> dict[str, Any]:
     from saunetv2_lib.experiments.campaign import load_campaign_bundle

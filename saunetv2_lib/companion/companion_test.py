@@ -212,3 +212,23 @@ def test_ablation_section_shows_trained_rows_their_verdicts_and_the_budget_gap(m
     assert figure.axes[0].get_yticklabels()[0].get_text() == "SA-UNet"
     _, _, pending = companion.ablation_section("architecture_ablation")
     assert pending.startswith("**Ours pending.** None of the 5 configurations")
+
+
+def test_campaign_run_section_covers_each_run_of_the_committed_bundle():
+    from saunetv2_lib.companion import plots
+    from saunetv2_lib.experiments import campaign as campaigns
+
+    bundle = campaigns.load_campaign_bundle("paper")
+    for run, dataset in (("drive_paper", "drive"), ("stare_paper", "stare")):
+        section = companion.campaign_run_section(bundle, run)
+        assert section["dataset"] == dataset
+        milestones = section["milestones"]
+        assert list(milestones.columns) == list(companion.MILESTONE_COLUMNS)
+        assert len(milestones) == len(bundle["runs"][run]["milestones"])
+        assert milestones["f1"].between(0, 1).all() and (milestones["hours"] > 0).all()
+        # Three series (best so far, weights at the step, the short schedule) on two axes.
+        steps_axes = section["steps_figure"].axes
+        assert len(steps_axes) == 2 and len(steps_axes[0].get_lines()) == 3 + 1  # + the paper
+        assert f"`{run}`" in section["markdown"]
+        for figure in (section["steps_figure"], section["curves_figure"]):
+            plots.pyplot().close(figure)
