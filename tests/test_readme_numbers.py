@@ -39,3 +39,23 @@ def test_the_readme_states_the_shipped_runs_steps_and_seconds():
         steps = card["training"]["optimizer_iterations"]
         assert re.search(rf"\b{steps:,} (optimizer )?steps\b", README), (name, steps)
         assert f"{card['wall_time_s']:,.0f} s" in README, (name, card["wall_time_s"])
+
+
+def test_the_readme_states_the_stare_checkpoint_diagnosis_of_the_bundle():
+    from saunetv2_lib import companion
+
+    view = companion.checkpoint_section("stare_paper")
+    if view is None:
+        pytest.skip("the bundle holds no scored checkpoints of stare_paper")
+    d = view["diagnosis"]
+    late, images = d["late"], d["images"]
+    for text in (
+        f"{100 * d['gap']:.2f} points of F1 short",
+        f"all {d['rank']['checkpoints']} checkpoints",
+        f"up to {100 * (late['f1_max'] - late['f1_min']):.2f} points",
+        f"from epoch {d['val_loss']['epoch']} on",
+        f"{100 * late['f1_min']:.2f} to {100 * late['f1_max']:.2f}",
+        f"SD of {100 * images['sd']:.2f} points",
+        f"[{100 * images['low']:.2f}, {100 * images['high']:.2f}]",
+    ):
+        assert text in " ".join(README.split()), text

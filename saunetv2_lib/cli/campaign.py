@@ -1,4 +1,4 @@
-"""``saunetv2 campaign status | run | pack``: the long training runs, declared in campaigns.json.
+"""``saunetv2 campaign status | run | pack | ship | checkpoints``: the long training runs, declared in campaigns.json.
 
 Without ``--campaign`` every declared campaign is meant, in the declared order (paper, then
 ablation, then baselines): ``run`` goes on with the next campaign once one is done.
@@ -12,6 +12,7 @@ Examples::
     saunetv2 campaign run --shard 2/2                    # every second run, from the second
     saunetv2 campaign pack                               # before a stop: commit campaigns/ and results/
     saunetv2 campaign ship --only drive_paper            # a finished run becomes weights/drive.keras
+    saunetv2 campaign checkpoints --only stare_paper     # test F1 of every checkpoint it kept
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "resuming each where it stopped; `pack` copies unfinished runs' resume state to "
         "campaigns/ and writes the results bundle.",
     )
-    parser.add_argument("action", choices=("status", "run", "pack", "ship"))
+    parser.add_argument("action", choices=("status", "run", "pack", "ship", "checkpoints"))
     parser.add_argument(
         "--campaign",
         help="comma-separated campaign names (default: every declared campaign, in order)",
@@ -36,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--hours", type=float, default=2.5, help="run: stop before this many hours (default 2.5)"
     )
-    parser.add_argument("--only", help="run, ship: comma-separated run names")
+    parser.add_argument("--only", help="run, ship, checkpoints: comma-separated run names")
     parser.add_argument("--shard", help="run: K/N, every N-th run from the K-th (job arrays)")
     parser.add_argument(
         "--precision",
@@ -83,6 +84,18 @@ def _campaign(args: argparse.Namespace) -> int:
             names, args.hours, only, args.shard, runs_root, packed_root, speed=speed
         )
         print(campaigns.format_status(rows))
+    elif args.action == "checkpoints":
+        from saunetv2_lib.experiments.checkpoints import score_checkpoints
+
+        for campaign in queue:
+            for spec in campaign.runs:
+                run_dir = Path(runs_root) / spec.name
+                if (only and spec.name not in only) or not (run_dir / "config.json").is_file():
+                    continue
+                rows = score_checkpoints(spec, run_dir)
+                scores = ", ".join(f"epoch {r['epoch']} {100 * r['f1']:.2f}" for r in rows)
+                print(f"{spec.name}: test F1 of {len(rows)} checkpoints: {scores}")
+        print("then `saunetv2 campaign pack` puts them in the bundle")
     elif args.action == "ship":
         for campaign in queue:
             here = [spec for spec in campaign.runs if not only or spec.name in only]

@@ -320,6 +320,49 @@ def campaign_run_section(bundle: Mapping[str, Any], run: str) -> dict[str, Any]:
     }
 
 
+def checkpoint_section(run: str, campaign: str = "paper") -> dict[str, Any] | None:
+    """Notebook 5's "which checkpoint?" view of a finished campaign run, or ``None`` before the
+    bundle holds its scored checkpoints (``saunetv2 campaign checkpoints``, then ``pack``).
+
+    Returns:
+        ``table`` (a DataFrame: one row per checkpoint with its epoch, steps, the rules that
+        choose it, validation accuracy (%) and loss, test F1 (%) and one F1 column (%) per test
+        image), ``diagnosis``
+        (:func:`~saunetv2_lib.experiments.checkpoints.checkpoint_diagnosis` against the paper's
+        F1) and ``markdown`` (:func:`~saunetv2_lib.experiments.checkpoints.diagnosis_markdown`).
+    """
+    import pandas as pd
+
+    from saunetv2_lib import paper
+    from saunetv2_lib.experiments import campaign as campaigns
+    from saunetv2_lib.experiments import checkpoints
+
+    rows = _bundle(campaign).get("runs", {}).get(run, {}).get("checkpoints")
+    if not rows:
+        return None
+    dataset = campaigns.load_campaign(campaign).run(run).config().dataset
+    table = pd.DataFrame(
+        [
+            {
+                "epoch": row["epoch"],
+                "steps": row["steps"],
+                "chosen by": "; ".join(row["rules"]),
+                "val accuracy (%)": 100 * row["val_accuracy"],
+                "val loss": row["val_loss"],
+                "test F1 (%)": 100 * row["f1"],
+                **{f"F1 {name} (%)": 100 * value for name, value in row["per_image_f1"].items()},
+            }
+            for row in rows
+        ]
+    )
+    diagnosis = checkpoints.checkpoint_diagnosis(rows, paper.headline_f1(dataset) / 100)
+    return {
+        "table": table,
+        "diagnosis": diagnosis,
+        "markdown": checkpoints.diagnosis_markdown(diagnosis, dataset.upper()),
+    }
+
+
 # ------------------------------------------------------------------------------ ablations
 def _bundle(campaign: str) -> dict[str, Any]:
     from saunetv2_lib.experiments.campaign import load_campaign_bundle

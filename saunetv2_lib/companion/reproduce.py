@@ -70,6 +70,8 @@ ARTEFACTS: tuple[dict[str, str], ...] = (
      "notebook": "05_evaluation", "files": "05_drive_with_fov.csv"},
     {"paper": "Table 2", "what": "STARE (16 train / 4 test)",
      "notebook": "05_evaluation", "files": "05_stare.csv"},
+    {"paper": "Table 2", "what": "STARE: test F1 of every checkpoint of the paper-scale run, and why it is short",
+     "notebook": "05_evaluation", "files": "05_stare_checkpoints.csv"},
     {"paper": "Table 3", "what": "architecture ablation: parameters and GFLOPs of each step",
      "notebook": "02_architecture", "files": "02_ablation_complexity.csv"},
     {"paper": "Table 3", "what": "architecture ablation trained with seeds: intervals, paired tests, verdicts",

@@ -619,16 +619,52 @@ def _saved_config(spec: RunSpec, run_dir: Path):
     return spec.config().replace(data_root=saved["data_root"])
 
 
-def _float32_model(config, weights: Path):
-    """The run's model built in float32 at the dataset side, with ``weights`` loaded."""
+def _float32_model(config, weights: Path | Sequence[Any]):
+    """The run's model built in float32 at the dataset side, with ``weights`` loaded.
+
+    ``weights`` is a ``.keras`` / ``.weights.h5`` file or the arrays of ``model.get_weights()``
+    (EarlyStopping's best weights, kept as ``.npz``).
+    """
     import keras
 
     from saunetv2_lib.models import get_model
 
     keras.backend.clear_session()
     model = get_model(config.model, (config.side, config.side, 3), **config.model_kwargs)
-    model.load_weights(weights)
+    if isinstance(weights, (str, Path)):
+        model.load_weights(weights)
+    else:
+        model.set_weights(list(weights))
     return model
+
+
+def score_checkpoint(
+    spec: RunSpec,
+    run_dir: Path,
+    weights: Path | Sequence[Any],
+    batch_size: int = 2,
+    max_test_images: int | None = None,
+) -> dict[str, Any]:
+    """One checkpoint of a run under the paper's protocol (test split, whole image, per image,
+    > 0.5, the run's anchor): the summary metrics (fractions) and ``per_image_f1``
+    (``{image name: F1}``). ``max_test_images`` scores only the first N test images (tests).
+    """
+    from saunetv2_lib.evaluation import Protocol, evaluate
+
+    config = _saved_config(spec, run_dir)
+    result = evaluate(
+        _float32_model(config, weights),
+        config.dataset,
+        "test",
+        Protocol(anchor=config.anchor, side=config.side),
+        root=config.data_root,
+        batch_size=batch_size,
+        max_images=max_test_images,
+    )
+    return {
+        **{key: float(value) for key, value in result.summary.items()},
+        "per_image_f1": {r["name"]: float(r["f1"]) for r in result.per_image},
+    }
 
 
 def score_milestones(
@@ -636,15 +672,11 @@ def score_milestones(
 ) -> list[dict[str, Any]]:
     """Score the milestone checkpoints not scored yet; add them to ``milestones.json``.
 
-    Each milestone is scored twice under the paper's protocol (test split, whole image, per
-    image, > 0.5, the run's anchor): ``current`` (the weights at that step) and ``best`` (the
-    best checkpoint so far, what the run would ship if it stopped there). ``max_test_images``
-    scores only the first N test images (tests). Returns the new rows.
+    Each milestone is scored twice with :func:`score_checkpoint`: ``current`` (the weights at
+    that step) and ``best`` (the best checkpoint so far, what the run would ship if it stopped
+    there). Returns the new rows.
     """
-    from saunetv2_lib.evaluation import Protocol, evaluate
-
     run_dir = Path(run_dir)
-    config = _saved_config(spec, run_dir)
     scored = _read_json(run_dir / MILESTONES_FILE, [])
     done = {(row["milestone"], row["kind"]) for row in scored}
     new = []
@@ -654,24 +686,8 @@ def score_milestones(
             weights = run_dir / "milestones" / f"{record['weights']}{suffix}.weights.h5"
             if (record["milestone"], kind) in done or not weights.is_file():
                 continue
-            model = _float32_model(config, weights)
-            result = evaluate(
-                model,
-                config.dataset,
-                "test",
-                Protocol(anchor=config.anchor, side=config.side),
-                root=config.data_root,
-                batch_size=batch_size,
-                max_images=max_test_images,
-            )
-            new.append(
-                {
-                    **record,
-                    "kind": kind,
-                    **{key: float(value) for key, value in result.summary.items()},
-                    "per_image_f1": {r["name"]: float(r["f1"]) for r in result.per_image},
-                }
-            )
+            scores = score_checkpoint(spec, run_dir, weights, batch_size, max_test_images)
+            new.append({**record, "kind": kind, **scores})
     if new:
         rows = sorted([*scored, *new], key=lambda r: (r["milestone"], r["kind"]))
         _write_json(run_dir / MILESTONES_FILE, rows)
@@ -797,6 +813,10 @@ def pack_campaign(
         if status["status"] in DONE:
             if score:
                 entry["result"] = finish_run(spec, run_dir)
+            from saunetv2_lib.experiments.checkpoints import CHECKPOINTS_FILE
+
+            if (run_dir / CHECKPOINTS_FILE).is_file():  # saunetv2 campaign checkpoints
+                entry["checkpoints"] = _read_json(run_dir / CHECKPOINTS_FILE)
             shutil.rmtree(packed, ignore_errors=True)
         else:
             packed.parent.mkdir(parents=True, exist_ok=True)
