@@ -47,6 +47,7 @@ LOCK_FILE = ".campaign.lock"
 LOG_FILE = "campaign.log"
 SEGMENTS_FILE = "segments.json"
 MILESTONES_FILE = "milestones.json"
+CHECKPOINTS_FILE = "checkpoints.json"  # every kept checkpoint scored (experiments.checkpoints)
 RESULT_FILE = "result.json"
 KILLED = "killed: closed when the next session started"
 DONE = ("finished", "stopped early")  # the statuses of a run that trains no more
@@ -813,8 +814,6 @@ def pack_campaign(
         if status["status"] in DONE:
             if score:
                 entry["result"] = finish_run(spec, run_dir)
-            from saunetv2_lib.experiments.checkpoints import CHECKPOINTS_FILE
-
             if (run_dir / CHECKPOINTS_FILE).is_file():  # saunetv2 campaign checkpoints
                 entry["checkpoints"] = _read_json(run_dir / CHECKPOINTS_FILE)
             shutil.rmtree(packed, ignore_errors=True)

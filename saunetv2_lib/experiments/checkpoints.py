@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-CHECKPOINTS_FILE = "checkpoints.json"
+from saunetv2_lib.experiments.campaign import CHECKPOINTS_FILE, MILESTONES_FILE
+
 SHIPPED_RULE = "best val_accuracy (shipped)"
 VAL_LOSS_RULE = "best val_loss (EarlyStopping)"
 LAST_RULE = "last epoch"
@@ -32,8 +33,6 @@ LAST_RULE = "last epoch"
 
 def _milestone_rows(run_dir: Path) -> list[dict[str, Any]]:
     """The scored milestones as checkpoint rows, keyed by the epoch whose weights they hold."""
-    from saunetv2_lib.experiments.campaign import MILESTONES_FILE
-
     path = run_dir / MILESTONES_FILE
     rows = []
     for row in json.loads(path.read_text("utf-8")) if path.is_file() else []:
