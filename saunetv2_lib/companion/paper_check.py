@@ -38,9 +38,17 @@ STARE_TOLERANCE_FACTOR = 2.0
 # outside row that is not registered here, and on a registered gap that no longer has one (so
 # that a fixed gap is removed from this list).
 KNOWN_GAPS: dict[tuple[str, str], str] = {
-    # Empty since the paper-scale DRIVE run shipped (issue 12): its Table 1A and 1B rows, outside
-    # with the 450-step weights, are within tolerance. A row that leaves its tolerance again is
-    # registered here with its diagnosis.
+    # The paper-scale DRIVE and STARE rows are within tolerance (issue 12).
+    ("Table 3", "SA-UNet (BN, ReLU)"): (
+        "at the ablation budget (300 steps) the batch-normalised model predicts background "
+        "everywhere in inference mode: its moving statistics do not match the batch statistics "
+        "it trained with (DropBlock runs before each normalisation in training only). Measured "
+        "on 2 DRIVE test images with the last checkpoints of seeds 1 and 2: F1 0.72-0.77 with "
+        "batch statistics, 0.00 with the moving ones; validation accuracy never rose above the "
+        "all-background value, so the best-val-accuracy rule kept an early epoch. Not the "
+        "paper's claim tested: this row needs the statistics re-estimated without DropBlock, "
+        "or more steps, before it can be judged (issue 14)."
+    ),
 }
 # CPU seconds depend on the host (the paper's: a 2-core Xeon); the time of each baseline relative
 # to SA-UNetv2 transfers better between machines, but still depends on caches and memory
