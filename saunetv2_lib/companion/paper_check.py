@@ -39,6 +39,13 @@ STARE_TOLERANCE_FACTOR = 2.0
 # that a fixed gap is removed from this list).
 KNOWN_GAPS: dict[tuple[str, str], str] = {
     # The paper-scale DRIVE and STARE rows are within tolerance (issue 12).
+    ("Table 1A", "Attention U-Net"): (
+        "its CPU-time ratio, judged on an idle machine, follows the FLOP ratio (20x) more than the "
+        "paper's 8.15x: the paper's four times fit a constant per-image cost plus a multiple of "
+        "ours, and a constant raises the small model's time most, which compresses the ratios "
+        "(notebook 6, 'Why the paper's CPU ratios are not the FLOP ratios', from "
+        "benchmarks/bench_paper_timing.py). A property of how the paper timed, not of the models."
+    ),
     ("Table 3", "SA-UNet (BN, ReLU)"): (
         "at the ablation budget (300 steps) the batch-normalised model predicts background "
         "everywhere in inference mode: its moving statistics do not match the batch statistics "
