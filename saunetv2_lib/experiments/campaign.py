@@ -16,6 +16,11 @@ become. Three folders hold a campaign's state:
   read: per run the history, the training segments (machine, precision, wall time), the scored
   milestone checkpoints and, once finished, the metrics under every protocol.
 
+A run trained under a configuration its spec no longer declares (:meth:`RunSpec.changed_fields`,
+e.g. ``batch_norm_statistics`` added to the BN baseline) is superseded: :func:`run_campaign`
+moves its folder to ``runs/campaign/superseded/`` and trains it again, :func:`pack_campaign`
+moves its bundle entry under the bundle's ``superseded`` key (kept, never read as the run).
+
 Runs are independent, so an external scheduler can spread them over machines:
 ``saunetv2 campaign run --only NAME`` or ``--shard K/N`` per job (see the README). On one machine
 a lock file makes sure that two trainings never run at once.
@@ -99,6 +104,22 @@ class RunSpec:
         if self.model_kwargs:
             fields["model_kwargs"] = dict(self.model_kwargs)
         return load_profile(self.profile, **fields)
+
+    def changed_fields(self, configuration: Mapping[str, Any]) -> list[str]:
+        """The fields in which a run's saved ``configuration`` (its ``config.json`` or bundle
+        entry) differs from what this spec declares now; ``[]`` when it is this run.
+
+        How the step is computed (``RESUMABLE_CHANGES`` but ``epochs``), the data root and the
+        notes do not count; fields a saved configuration predates take their defaults.
+        """
+        from saunetv2_lib.training import RESUMABLE_CHANGES, TrainConfig
+
+        ignored = {"data_root", "notes", *(set(RESUMABLE_CHANGES) - {"epochs"})}
+        saved = json.loads(json.dumps(TrainConfig.from_dict(dict(configuration)).to_dict()))
+        declared = json.loads(json.dumps(self.config().to_dict()))
+        return sorted(
+            name for name in declared if name not in ignored and saved[name] != declared[name]
+        )
 
     def images_per_epoch(self) -> int:
         """Training images (augmented copies) per epoch: training sources x ``epoch_repeats``."""
@@ -214,8 +235,14 @@ def run_state(run_dir: Path) -> dict[str, Any] | None:
     return _read_json(Path(run_dir) / "resume" / "state.json")
 
 
-def run_status(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
-    """Where one run stands, from its folder alone (no TensorFlow).
+def holds_run(spec: RunSpec, folder: Path) -> bool:
+    """Whether ``folder`` holds a run (``config.json``) trained as ``spec`` declares it now."""
+    saved = _read_json(Path(folder) / "config.json")
+    return saved is not None and not spec.changed_fields(saved)
+
+
+def run_status(spec: RunSpec, run_dir: Path | None) -> dict[str, Any]:
+    """Where one run stands, from its folder alone (no TensorFlow); ``run_dir=None``: no folder.
 
     Returns a dict with ``run, status`` (``not started``, ``in progress``, ``finished``,
     ``stopped early``), ``epochs_done, epochs_total, steps_done, steps_total, best_val``
@@ -226,8 +253,8 @@ def run_status(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
     from saunetv2_lib.training.history import read_history
 
     config = spec.config()
-    state = run_state(run_dir) or {}
-    history = read_history(Path(run_dir) / "history.csv")
+    state = (run_state(run_dir) or {}) if run_dir is not None else {}
+    history = read_history(Path(run_dir) / "history.csv") if run_dir is not None else []
     done = int(state.get("completed_epochs", 0))
     images = spec.images_per_epoch()
     times = [row["epoch_time_s"] for row in history[-5:] if "epoch_time_s" in row]
@@ -237,7 +264,7 @@ def run_status(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
         status = "stopped early"
     elif finished or done >= config.epochs:
         status = "finished"
-    elif state or (Path(run_dir) / "config.json").is_file():
+    elif state or (run_dir is not None and (Path(run_dir) / "config.json").is_file()):
         status = "in progress"
     else:
         status = "not started"
@@ -281,17 +308,22 @@ def format_status(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def bundled_status(
-    campaign: str, run: str, bundle: Path | str | None = None
+    campaign: str, spec: RunSpec, bundle: Path | str | None = None
 ) -> dict[str, Any] | None:
-    """The bundle's :func:`run_status` row of a finished ``run`` (its result is committed).
+    """The bundle's :func:`run_status` row of the finished run ``spec`` (its result is committed).
 
-    ``None`` when the bundle is missing or holds no result for the run. A finished run leaves
+    ``None`` when the bundle is missing, holds no result for the run, or a result trained under
+    a configuration the spec no longer declares (:meth:`RunSpec.changed_fields`). A finished run leaves
     neither a run folder nor a packed copy on a fresh clone (:func:`pack_campaign`), so the
     bundle is the only place that says it is done.
     """
     path = Path(bundle) if bundle is not None else bundle_path(campaign)
-    entry = _read_json(path, {}).get("runs", {}).get(run, {})
-    return dict(entry["status"]) if "result" in entry and "status" in entry else None
+    entry = _read_json(path, {}).get("runs", {}).get(spec.name, {})
+    if "result" not in entry or "status" not in entry:
+        return None
+    if spec.changed_fields(entry.get("configuration", {})):
+        return None  # trained under another configuration: not this run's result
+    return dict(entry["status"])
 
 
 def campaign_status(
@@ -301,19 +333,19 @@ def campaign_status(
     bundle: Path | str | None = None,
 ) -> list[dict[str, Any]]:
     """:func:`run_status` of every run, reading the packed state where no run folder exists yet
-    and the bundle (:func:`bundled_status`) for a finished run that has neither."""
+    and the bundle (:func:`bundled_status`) for a finished run that has neither; a folder or
+    entry of a superseded configuration (:func:`holds_run`) counts as none."""
     rows = []
     for spec in campaign.runs:
         run_dir = Path(runs_root) / spec.name
-        if not (run_dir / "config.json").is_file():
-            packed = Path(packed_root) / campaign.name / spec.name
-            if not (packed / "config.json").is_file():
-                done = bundled_status(campaign.name, spec.name, bundle)
-                if done is not None:
-                    rows.append(done)
-                    continue
-            run_dir = packed if (packed / "config.json").is_file() else run_dir
-        rows.append(run_status(spec, run_dir))
+        packed = Path(packed_root) / campaign.name / spec.name
+        if holds_run(spec, run_dir):
+            rows.append(run_status(spec, run_dir))
+        elif holds_run(spec, packed):
+            rows.append(run_status(spec, packed))
+        else:
+            done = bundled_status(campaign.name, spec, bundle)
+            rows.append(done if done is not None else run_status(spec, None))
     return rows
 
 
@@ -365,9 +397,12 @@ class _Log:
 
 
 def restore_packed(spec: RunSpec, campaign: str, runs_root: Path, packed_root: Path) -> bool:
-    """Copy a packed run into ``runs_root/<run>`` when that folder holds no run; True if copied."""
+    """Copy a packed run into ``runs_root/<run>`` when that folder holds no run; True if copied.
+
+    A packed copy of a superseded configuration (:func:`holds_run`) is not restored.
+    """
     run_dir, packed = runs_root / spec.name, packed_root / campaign / spec.name
-    if (run_dir / "config.json").is_file() or not (packed / "config.json").is_file():
+    if (run_dir / "config.json").is_file() or not holds_run(spec, packed):
         return False
     run_dir.mkdir(parents=True, exist_ok=True)
     for item in packed.iterdir():
@@ -383,6 +418,16 @@ def restore_packed(spec: RunSpec, campaign: str, runs_root: Path, packed_root: P
     config["data_root"] = spec.config().data_root or str(data_root().resolve())
     (run_dir / "config.json").write_text(json.dumps(config, indent=2), "utf-8")
     return True
+
+
+def supersede_folder(run_dir: Path, runs_root: Path) -> Path:
+    """Move a run folder of a superseded configuration to ``runs_root/superseded/<run>-<time>``
+    (kept, never trained or packed again); returns the new place."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    aside = Path(runs_root) / "superseded" / f"{Path(run_dir).name}-{stamp}"
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(run_dir, aside)
+    return aside
 
 
 def _segment_machine(config) -> dict[str, Any]:
@@ -453,7 +498,13 @@ def run_campaign(
         log(f"campaign {campaign.name}: {len(selected)} run(s), {hours:g} h, pid {os.getpid()}")
         for spec in selected:
             run_dir = runs_root / spec.name
-            done = bundled_status(campaign.name, spec.name, bundle)
+            if (run_dir / "config.json").is_file() and not holds_run(spec, run_dir):
+                changed = spec.changed_fields(_read_json(run_dir / "config.json"))
+                aside = supersede_folder(run_dir, runs_root)
+                log(
+                    f"{spec.name}: its configuration changed ({', '.join(changed)}); moved to {aside}"
+                )
+            done = bundled_status(campaign.name, spec, bundle)
             if done is not None and not (run_dir / "config.json").is_file():
                 log(f"{spec.name}: {done['status']} (its result is in the bundle)")
                 continue
@@ -782,21 +833,34 @@ def pack_campaign(
     An unfinished run's resume state is copied to ``packed_root/<campaign>/<run>/`` (replacing
     the previous copy). A finished run is scored under every protocol (:func:`finish_run`) and
     leaves only its result in the bundle; its packed copy is removed. Runs without a folder on
-    this machine keep their packed copy and bundle entry. Returns the bundle.
+    this machine keep their packed copy and bundle entry. An entry, packed copy or folder of a
+    configuration the spec no longer declares (:meth:`RunSpec.changed_fields`) is not the run:
+    the entry moves under the bundle's ``superseded`` key (with its ``changed_fields``), the
+    packed copy is removed and the folder is not packed. Returns the bundle.
     """
     from saunetv2_lib.training.history import read_history
 
     campaign = load_campaign(campaign) if isinstance(campaign, str) else campaign
     runs_root, packed_root = Path(runs_root), Path(packed_root)
     bundle = Path(bundle) if bundle is not None else bundle_path(campaign.name)
-    previous = _read_json(bundle, {}).get("runs", {})
+    previous_bundle = _read_json(bundle, {})
+    previous = previous_bundle.get("runs", {})
+    superseded: dict[str, Any] = dict(previous_bundle.get("superseded", {}))
     runs: dict[str, Any] = {}
     for spec in campaign.runs:
         run_dir = runs_root / spec.name
         packed = packed_root / campaign.name / spec.name
-        if not (run_dir / "config.json").is_file():
-            if spec.name in previous:
-                runs[spec.name] = previous[spec.name]
+        old = previous.get(spec.name)
+        changed = spec.changed_fields(old.get("configuration", {})) if old else []
+        if changed:
+            stamp = old.get("result", {}).get("finished") or previous_bundle.get("packed", "")
+            superseded[f"{spec.name}@{stamp}"] = {**old, "changed_fields": changed}
+            old = None
+        if (packed / "config.json").is_file() and not holds_run(spec, packed):
+            shutil.rmtree(packed)  # a superseded configuration's resume state (git keeps it)
+        if not holds_run(spec, run_dir):  # no folder here, or a superseded one
+            if old is not None:
+                runs[spec.name] = old
             continue
         if score:
             score_milestones(spec, run_dir)
@@ -829,6 +893,7 @@ def pack_campaign(
         "packed": _now(),
         "host": host_info(),
         "runs": runs,
+        **({"superseded": superseded} if superseded else {}),
     }
     bundle.parent.mkdir(parents=True, exist_ok=True)
     _write_json(bundle, payload)

@@ -165,6 +165,54 @@ def test_run_pauses_at_the_deadline_packs_restores_on_a_fresh_machine_and_finish
     assert kept["metrics"] == [] and any(row["paper"] for row in card["metrics"])
 
 
+def test_a_run_whose_declaration_changed_is_trained_again_and_its_old_result_kept_aside(
+    tmp_path, synthetic_root
+):
+    spec = _tiny_spec(synthetic_root, epochs=1)
+    runs, packed, bundle = tmp_path / "runs", tmp_path / "packed", tmp_path / "bundle.json"
+    log = open(os.devnull, "w")  # noqa: SIM115
+    campaigns.run_campaign(
+        Campaign("test", (spec,)), 1.0, runs_root=runs, packed_root=packed, stream=log
+    )
+    campaigns.pack_campaign(Campaign("test", (spec,)), runs, packed, bundle=bundle)
+    shutil.copytree(runs / "tiny", packed / "test" / "tiny")  # as if a stale copy were committed
+
+    # The declaration changes a field that changes the maths (not how the step is computed).
+    changed = dataclasses.replace(spec, overrides={**spec.overrides, "lr": 5e-4})
+    campaign = Campaign("test", (changed,))
+    saved = json.loads((runs / "tiny" / "config.json").read_text())
+    assert changed.changed_fields(saved) == ["lr"] and spec.changed_fields(saved) == []
+    assert changed.changed_fields({**saved, "precision": "mixed_bfloat16", "notes": "x"}) == ["lr"]
+    assert not campaigns.holds_run(changed, runs / "tiny")
+    assert campaigns.bundled_status("test", changed, bundle) is None
+    fresh = tmp_path / "fresh"
+    assert not campaigns.restore_packed(changed, "test", fresh, packed)
+    assert campaigns.campaign_status(campaign, fresh, packed, bundle)[0]["status"] == "not started"
+
+    rows = campaigns.run_campaign(
+        campaign, 1.0, runs_root=runs, packed_root=packed, stream=log, bundle=bundle
+    )
+    assert rows[0]["status"] == "finished"
+    assert json.loads((runs / "tiny" / "config.json").read_text())["lr"] == 5e-4
+    (aside,) = (runs / "superseded").iterdir()
+    assert (
+        aside.name.startswith("tiny-")
+        and json.loads((aside / "config.json").read_text())["lr"] == 1e-3
+    )
+    assert "its configuration changed (lr)" in (runs / "campaign.log").read_text()
+
+    payload = campaigns.pack_campaign(campaign, runs, packed, bundle=bundle)
+    assert payload["runs"]["tiny"]["configuration"]["lr"] == 5e-4
+    (old,) = payload["superseded"].values()
+    assert (
+        old["changed_fields"] == ["lr"] and old["configuration"]["lr"] == 1e-3 and "result" in old
+    )
+    assert not (packed / "test" / "tiny").exists()
+    # Packing again keeps the superseded entry once.
+    again = campaigns.pack_campaign(campaign, runs, packed, bundle=bundle, score=False)
+    assert list(again["superseded"]) == list(payload["superseded"])
+
+
 def test_the_queue_goes_on_with_the_next_campaign_only_once_one_is_done(tmp_path, synthetic_root):
     first = Campaign("test_first", (_tiny_spec(synthetic_root, "a", epochs=2),))
     second = Campaign("test_second", (_tiny_spec(synthetic_root, "b", epochs=1),))

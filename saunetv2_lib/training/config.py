@@ -21,6 +21,7 @@ STATE_FILE = "state.json"
 MONITORS = ("loss", "accuracy", "val_loss", "val_accuracy")
 PRECISIONS = ("float32", "mixed_bfloat16")
 GROUP_NORM_STATISTICS = ("one_pass", "two_stage")
+BATCH_NORM_STATISTICS = ("moving", "precise")
 # How the step is computed, not what it computes: these may change when a run resumes (e.g. a
 # faster default adopted mid-campaign); every other field must match the saved configuration.
 RESUMABLE_CHANGES = ("epochs", "precision", "group_norm_statistics")
@@ -65,6 +66,11 @@ class TrainConfig:
             TwoStageGroupNormalization`: the same statistics summed over rows first, 1.37x
             faster training on 2 CPU cores) or ``"one_pass"`` (Keras' ``GroupNormalization``).
             Files saved either way load the same.
+        batch_norm_statistics: what a model's batch norms use in inference (validation,
+            checkpoints): ``"moving"`` (Keras' moving averages, as the paper) or ``"precise"``
+            (re-estimated on the training images with DropBlock off before every validation,
+            :mod:`saunetv2_lib.training.batchnorm`; for short budgets, where the moving averages
+            have not converged). No effect on models without batch norms.
     """
 
     profile: str = "custom"
@@ -101,6 +107,7 @@ class TrainConfig:
     precision: str = "float32"
     # Two-stage sums: 1.37x faster training on 2 CPU cores (benchmarks/training_speed.md).
     group_norm_statistics: str = "two_stage"
+    batch_norm_statistics: str = "moving"
 
     def __post_init__(self) -> None:
         problems = []
@@ -139,6 +146,11 @@ class TrainConfig:
             problems.append(
                 f"group_norm_statistics must be one of {GROUP_NORM_STATISTICS} "
                 f"(got {self.group_norm_statistics!r})"
+            )
+        if self.batch_norm_statistics not in BATCH_NORM_STATISTICS:
+            problems.append(
+                f"batch_norm_statistics must be one of {BATCH_NORM_STATISTICS} "
+                f"(got {self.batch_norm_statistics!r})"
             )
         if problems:
             raise ValueError("Invalid TrainConfig: " + "; ".join(problems) + ".")

@@ -33,8 +33,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from saunetv2_lib.data.pipeline import training_data
+from saunetv2_lib.data.pipeline import training_data, training_split, validation_arrays
 from saunetv2_lib.host import environment_info
+from saunetv2_lib.training.batchnorm import PreciseBatchNorm
 from saunetv2_lib.training.callbacks import (
     BestCheckpoint,
     EpochTimer,
@@ -190,7 +191,9 @@ def train(
 
     Callbacks: progress bar (``verbose``), per-epoch time, ``TerminateOnNaN``,
     ``ReduceLROnPlateau``, ``EarlyStopping``, :class:`BestCheckpoint` (``best.keras``),
-    ``CSVLogger`` (``history.csv``, appended on resume) and :class:`ResumeState`. Seeds come from
+    ``CSVLogger`` (``history.csv``, appended on resume), :class:`ResumeState` and, with
+    ``batch_norm_statistics="precise"``, :class:`saunetv2_lib.training.batchnorm.PreciseBatchNorm`
+    (before every validation). Seeds come from
     ``config.seed`` via ``keras.utils.set_random_seed`` (weights, DropBlock); the data order and
     augmentation draws are seeded by ``(seed, epoch)``, so a resumed session continues the data
     stream where it stopped, and re-seeds Keras with ``seed + completed_epochs`` so it does not
@@ -301,6 +304,7 @@ def train(
     )
     callbacks = [
         EpochTimer(),
+        *([_precise_batch_norm(config)] if config.batch_norm_statistics == "precise" else []),
         keras.callbacks.TerminateOnNaN(),
         plateau,  # before CSVLogger: it adds "learning_rate" to the logs
         early_stopping,
@@ -339,6 +343,21 @@ def train(
         split=split,
         terminated_on_nan=resume_state.terminated_on_nan,
     )
+
+
+def _precise_batch_norm(config: TrainConfig) -> PreciseBatchNorm:
+    """The callback of ``batch_norm_statistics="precise"``: the run's training sources as they
+    are (padded, not augmented: the images inference will see), in batches of the run's size."""
+    train_samples, _ = training_split(
+        config.dataset,
+        config.data_root,
+        config.val_count,
+        config.seed,
+        labels=config.labels,
+        max_train_images=config.max_train_images,
+    )
+    images, _ = validation_arrays(train_samples, config.side, config.anchor, config.patch_size)
+    return PreciseBatchNorm(images, config.batch_size)
 
 
 def run_result(out_dir: Path | str) -> TrainResult:

@@ -252,3 +252,29 @@ def test_a_run_may_resume_with_another_step_implementation_but_not_other_maths(t
     assert result.epochs_run == 2
     with pytest.raises(ValueError, match=r"\['lr'\]"):
         training.train(faster.replace(lr=0.01, epochs=3), tmp_path / "run", resume=True)
+
+
+def test_precise_batch_norm_statistics_are_what_the_checkpoints_hold(tmp_path):
+    from saunetv2_lib.data.synthetic import write_synthetic_drive
+    from saunetv2_lib.training.batchnorm import batch_norm_layers, precise_batch_norm
+
+    root = write_synthetic_drive(tmp_path / "data", n_train=6, n_test=2, size=(64, 64), seed=3)
+    config = _tiny_config(
+        root, model="sa_unet_bn_relu", epochs=1, epoch_repeats=1, batch_norm_statistics="precise"
+    )
+    result = training.train(config, tmp_path / "run", verbose=0)
+    best = keras.saving.load_model(tmp_path / "run" / "best.keras", compile=False)
+    # Independently: the trained weights, BN re-estimated on the 4 training sources as they are.
+    from saunetv2_lib.data.pipeline import training_split, validation_arrays
+
+    train, _ = training_split("drive", root, 2, 7, labels="reference", max_train_images=6)
+    images, _ = validation_arrays(train, 64, "top_left")
+    assert len(images) == 4 and result.epochs_run == 1
+    reference = keras.saving.load_model(tmp_path / "run" / "last.keras", compile=False)
+    precise_batch_norm(reference, images, batch_size=2)
+    for saved, expected in zip(batch_norm_layers(best), batch_norm_layers(reference), strict=True):
+        np.testing.assert_allclose(
+            saved.moving_variance.numpy(), expected.moving_variance.numpy(), 1e-4
+        )
+        # One epoch of momentum 0.99 would leave the variance near its initial 1.
+        assert not np.allclose(saved.moving_variance.numpy(), 1.0, atol=0.05)
