@@ -16,26 +16,18 @@ import sys
 import time
 from pathlib import Path
 
-from saunetv2_lib.data.pipeline import training_split, validation_arrays
 from saunetv2_lib.evaluation import Protocol, evaluate
 from saunetv2_lib.experiments import campaign
 from saunetv2_lib.training.batchnorm import precise_batch_norm
 from saunetv2_lib.training.config import TrainConfig
+from saunetv2_lib.training.loop import training_source_images
 
 runs = Path(sys.argv[1])
 out = {}
 for name in sys.argv[2:]:
     run = runs / name
     config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-    train, _ = training_split(
-        config.dataset,
-        config.data_root,
-        config.val_count,
-        config.seed,
-        labels=config.labels,
-        max_train_images=config.max_train_images,
-    )
-    x, _ = validation_arrays(train, config.side, config.anchor)
+    x = training_source_images(config)
     for ckpt in ("last.keras", "best.keras"):
         for precise in (False, True):
             model = campaign._float32_model(config, run / ckpt)

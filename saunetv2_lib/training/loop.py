@@ -345,9 +345,9 @@ def train(
     )
 
 
-def _precise_batch_norm(config: TrainConfig) -> PreciseBatchNorm:
-    """The callback of ``batch_norm_statistics="precise"``: the run's training sources as they
-    are (padded, not augmented: the images inference will see), in batches of the run's size."""
+def training_source_images(config: TrainConfig) -> np.ndarray:
+    """The run's training sources as they are (padded to the model input, not augmented: the
+    images inference will see), ``(N, S, S, 3)`` float32; what precise BN statistics use."""
     train_samples, _ = training_split(
         config.dataset,
         config.data_root,
@@ -357,7 +357,12 @@ def _precise_batch_norm(config: TrainConfig) -> PreciseBatchNorm:
         max_train_images=config.max_train_images,
     )
     images, _ = validation_arrays(train_samples, config.side, config.anchor, config.patch_size)
-    return PreciseBatchNorm(images, config.batch_size)
+    return images
+
+
+def _precise_batch_norm(config: TrainConfig) -> PreciseBatchNorm:
+    """The callback of ``batch_norm_statistics="precise"``, in batches of the run's size."""
+    return PreciseBatchNorm(training_source_images(config), config.batch_size)
 
 
 def run_result(out_dir: Path | str) -> TrainResult:
