@@ -39,19 +39,20 @@ STARE_TOLERANCE_FACTOR = 2.0
 # that a fixed gap is removed from this list).
 KNOWN_GAPS: dict[tuple[str, str], str] = {
     # The paper-scale DRIVE and STARE rows are within tolerance (issue 12).
-    ("Table 1A", "Attention U-Net"): (
-        "its CPU-time ratio, judged on an idle machine, follows the FLOP ratio (20x) more than the "
-        "paper's 8.15x: the paper's four times fit a constant per-image cost plus a multiple of "
-        "ours, and a constant raises the small model's time most, which compresses the ratios "
-        "(notebook 6, 'Why the paper's CPU ratios are not the FLOP ratios', from "
-        "benchmarks/bench_paper_timing.py). A property of how the paper timed, not of the models."
+    ("Table 3", "SA-UNet (BN, ReLU)"): (
+        "3 seeds at the ablation budget (300 steps, BCE, precise BN statistics) lie 9.1 F1 points "
+        "below the paper, beyond the budget gap that widens the interval; that gap is measured on "
+        "SA-UNetv2 trained with BCE + MCC, and the BCE-trained SA-UNet is still learning at 300 "
+        "steps (its best checkpoints come from the last three of ten epochs). Its ordering "
+        "against the next row is tested (notebook 2: + GN + SiLU beats it beyond the noise, as "
+        "the paper says); its level needs the paper's budget (issue 14)."
     ),
     ("Table 3", "+ GN + SiLU"): (
         "3 seeds at the ablation budget (300 steps) lie 5.9 F1 points below the paper, beyond the "
         "budget gap that widens the interval; that gap is measured on SA-UNetv2's paper-scale run "
-        "(its 300-step checkpoint), and SA-UNet (GN, SiLU) may learn more slowly in its first "
-        "300 steps. Not a claim tested yet: judge it once the neighbouring rows have their seeds "
-        "(issue 14)."
+        "(its 300-step checkpoint, BCE + MCC), and the BCE-trained SA-UNet (GN, SiLU) is still "
+        "learning at 300 steps. Its ordering against the row above is tested (it beats SA-UNet "
+        "with BN and ReLU beyond the noise); its level needs the paper's budget (issue 14)."
     ),
 }
 # CPU seconds depend on the host (the paper's: a 2-core Xeon); the time of each baseline relative
