@@ -142,6 +142,7 @@ def test_export_graph_model_same_function_and_weights():
     )
 
 
+@pytest.mark.slow
 def test_quantized_exports_change_f1_by_at_most_0_001():
     """fp16 and dynamic-range int8 TFLite keep the F1 of a (quickly) trained SA-UNetv2."""
     from saunetv2_lib.data.synthetic import synthetic_fundus

@@ -165,6 +165,7 @@ def test_run_pauses_at_the_deadline_packs_restores_on_a_fresh_machine_and_finish
     assert kept["metrics"] == [] and any(row["paper"] for row in card["metrics"])
 
 
+@pytest.mark.slow
 def test_a_run_whose_declaration_changed_is_trained_again_and_its_old_result_kept_aside(
     tmp_path, synthetic_root
 ):
@@ -213,6 +214,7 @@ def test_a_run_whose_declaration_changed_is_trained_again_and_its_old_result_kep
     assert list(again["superseded"]) == list(payload["superseded"])
 
 
+@pytest.mark.slow
 def test_the_queue_goes_on_with_the_next_campaign_only_once_one_is_done(tmp_path, synthetic_root):
     first = Campaign("test_first", (_tiny_spec(synthetic_root, "a", epochs=2),))
     second = Campaign("test_second", (_tiny_spec(synthetic_root, "b", epochs=1),))
@@ -251,6 +253,7 @@ run_campaign(Campaign("test", (spec,)), 1.0, runs_root=Path(sys.argv[2]), packed
 """
 
 
+@pytest.mark.slow
 def test_a_killed_campaign_loses_at_most_the_epoch_in_progress(
     tmp_path, synthetic_root, kill_inside_second_epoch
 ):

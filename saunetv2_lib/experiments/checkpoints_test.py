@@ -55,6 +55,7 @@ def synthetic_root(tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_every_kept_checkpoint_is_scored_once_with_its_validation_scores(tmp_path, synthetic_root):
     overrides = dict(data_root=str(synthetic_root), side=64, patch_size=None, batch_size=2,
                      epochs=3, max_train_images=6, epoch_repeats=2, plateau_patience=1,

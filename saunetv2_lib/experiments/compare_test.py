@@ -69,6 +69,7 @@ def test_trains_evaluates_and_tabulates_under_one_budget(tmp_path, synthetic_roo
         assert all(np.isclose(first[k], second[k]) for k in METRIC_NAMES)
 
 
+@pytest.mark.slow
 def test_separate_calls_build_one_table_timed_and_bundled(tmp_path, synthetic_root):
     out = tmp_path / "compare"
     first = _compare(out, synthetic_root, ["simple_unet_small"], max_test_images=1)

@@ -181,6 +181,7 @@ def test_complexity_at_592_exceeds_the_host_by_the_attention():
     assert dca["params"] == host["params"] - 3 * 98 + _dca_params((16, 32, 48))
 
 
+@pytest.mark.slow
 def test_one_training_step_changes_the_dca_weights(vessel_batch):
     model = get_model("sa_unet_v2_dca", (64, 64, 3))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=BceMccLoss())

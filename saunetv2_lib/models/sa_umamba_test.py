@@ -261,6 +261,7 @@ def test_round_trip_in_safe_mode_and_size_agnostic_twin(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_every_weight_gets_a_gradient_and_a_training_step_runs(vessel_batch):
     model = build_sa_umamba((64, 64, 3), seed=2, **SMALL)
     x, y = vessel_batch(2, seed=6)

@@ -142,6 +142,7 @@ JAX_TRAINING_STEP = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_training_step_runs_under_jax():
     pytest.importorskip("jax")
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}

@@ -144,6 +144,7 @@ print("REPORT" + json.dumps(report))
 """
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_loss_equals_single_device_loss():
     run = subprocess.run(
         [sys.executable, "-c", _MIRRORED], env=_env(), capture_output=True, text=True, timeout=300
@@ -241,6 +242,7 @@ def test_mixed_bfloat16_build_keeps_float32_where_it_matters_and_ships_float32(t
         TrainConfig(precision="float16")
 
 
+@pytest.mark.slow
 def test_a_run_may_resume_with_another_step_implementation_but_not_other_maths(tmp_path):
     from saunetv2_lib.data.synthetic import write_synthetic_drive
 
