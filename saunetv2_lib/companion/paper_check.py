@@ -37,7 +37,7 @@ STARE_TOLERANCE_FACTOR = 2.0
 # register only records that it is understood. tests/test_paper_vs_reproduced.py fails on an
 # outside row that is not registered here, and on a registered gap that no longer has one (so
 # that a fixed gap is removed from this list).
-# Why the BCE-trained rows of Table 3 sit below the paper (their differences and verdicts are
+# Why the BCE-trained rows of Tables 3 and 4 sit below the paper (their differences and verdicts are
 # computed in notebook 2, not retyped here).
 _ABLATION_BUDGET_LEVEL = (
     "3 seeds at the ablation budget (300 steps, BCE) lie below the paper beyond the budget gap "
