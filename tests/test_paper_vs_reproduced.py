@@ -33,17 +33,12 @@ def _key(row) -> tuple[str, str, str]:
 
 def test_every_reproduced_row_is_within_its_tolerance_or_a_diagnosed_gap(committed):
     assert list(committed[0]) == list(paper_check.CSV_COLUMNS)
-    outside = [
-        f"{r['paper_table']} / {r['row']} / {r['quantity']}: paper {r['paper']}, ours {r['ours']}, "
-        f"difference {r['difference']} beyond ±{r['tolerance']} ({r['tolerance_basis']})"
-        for r in committed
-        if r["within"] == "false" and (r["paper_table"], r["row"]) not in paper_check.KNOWN_GAPS
-    ]
-    assert not outside, "rows outside their tolerance:\n" + "\n".join(outside)
+    unexplained, closed = paper_check.check_known_gaps(committed)
+    assert not unexplained, "rows outside their tolerance, not in KNOWN_GAPS:\n" + "\n".join(
+        unexplained
+    )
     # Strict, like xfail(strict=True): a registered gap that has closed must leave the register.
-    gaps = {(r["paper_table"], r["row"]) for r in committed if r["within"] == "false"}
-    closed = set(paper_check.KNOWN_GAPS) - gaps
-    assert not closed, f"gaps no longer outside their tolerance, remove from KNOWN_GAPS: {closed}"
+    assert not closed, "gaps no longer outside, remove from KNOWN_GAPS:\n" + "\n".join(closed)
     for row in committed:
         if row["ours"] and row["within"]:  # rows reported but not judged have no difference
             difference = float(row["ours"]) - float(row["paper"])

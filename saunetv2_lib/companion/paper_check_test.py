@@ -38,6 +38,43 @@ def test_comparison_rows_tolerance_and_files(tmp_path):
     assert "| Table 1A | 2 | 1 | 1 | 0 |" in text and "| Table 2 | 1 | 0 | 0 | 1 |" in text
 
 
+def test_known_gaps_are_judged_per_quantity_and_strictly(tmp_path):
+    def row(model, quantity, within):
+        return {"paper_table": "Table 1A", "row": model, "quantity": quantity, "within": within}
+
+    register = {
+        ("Table 1A", "A"): paper_check.KnownGap(frozenset({"cpu_ratio"}), "timing"),
+        ("Table 1A", "B"): paper_check.KnownGap(frozenset({"f1", "mcc"}), "budget"),
+        ("Table 1A", "C"): paper_check.KnownGap(frozenset({"cpu_ratio"}), "edge", on_the_edge=True),
+    }
+    rows = [
+        row("A", "cpu_ratio", False),
+        row("A", "f1", False),  # A's timing diagnosis does not explain its F1
+        row("B", "f1", "false"),  # the CSV's spelling
+        row("B", "mcc", "true"),  # closed: must leave the register
+        row("C", "cpu_ratio", True),  # on the edge: within is allowed
+        row("D", "f1", None),
+    ]
+    unexplained, closed = paper_check.check_known_gaps(rows, register)
+    assert unexplained == ["Table 1A / A / f1"]
+    assert closed == ["Table 1A / B / mcc (within)"]
+    rows[4]["within"] = None  # an edge gap that goes pending has closed too
+    assert paper_check.check_known_gaps(rows[1:], register)[1] == [
+        "Table 1A / A / cpu_ratio (missing)",
+        "Table 1A / B / mcc (within)",
+        "Table 1A / C / cpu_ratio (pending)",
+    ]
+    assert paper_check.check_known_gaps(rows[:3], paper_check.KNOWN_GAPS)[0] == [
+        " / ".join(("Table 1A", r, q)) for r, q in (("A", "cpu_ratio"), ("A", "f1"), ("B", "f1"))
+    ]
+    # The home page names which quantities each diagnosis covers, and flags the rest.
+    judged = {"paper": 91.71, "ours": 96.5, "difference": 4.79, "tolerance": 0.5, "unit": "%"}
+    full = [{**row("MCC", q, False), **judged, "paper_table": "Table 4"} for q in ("auc", "f1")]
+    text = paper_check.paper_vs_reproduced_markdown(full)
+    assert "* **Table 4 · MCC** (AUC): its AUC lies above" in text
+    assert "* **Table 4 · MCC** (F1): not diagnosed yet." in text
+
+
 def test_metric_rows_read_the_cards_paper_protocol_cell(tmp_path):
     (tmp_path / "drive.keras").write_bytes(b"stand-in")
     card = {
