@@ -400,7 +400,8 @@ def score_every_protocol(
 
     Returns:
         ``{"metrics": rows of protocol_switchboard, "train_threshold": float,
-        "per_image": per-image rows under the paper's protocol}``.
+        "per_image": per-image rows under the paper's protocol, "saturation":
+        :func:`~saunetv2_lib.metrics.saturation` of the test pixels under the paper's protocol}``.
     """
     base = Protocol(anchor=anchor, side=side)
     chosen = train_threshold(model, dataset, base, root)
@@ -413,7 +414,20 @@ def score_every_protocol(
         dataset=result.dataset,
         split="test",
     )
-    return {"metrics": rows, "train_threshold": chosen, "per_image": result.per_image}
+    return {
+        "metrics": rows,
+        "train_threshold": chosen,
+        "per_image": result.per_image,
+        "saturation": probability_saturation(result),
+    }
+
+
+def probability_saturation(result: EvalResult, margin: float = 0.01) -> dict[str, float]:
+    """:func:`~saunetv2_lib.metrics.saturation` of ``result``'s maps in its evaluated region."""
+    from saunetv2_lib.metrics import saturation
+
+    regions = None if all(r is None for r in result.regions) else result.regions
+    return saturation(result.probabilities, result.labels, regions, margin)
 
 
 def format_rows(rows: Sequence[dict[str, Any]], percent: bool = True) -> str:

@@ -255,6 +255,34 @@ def pr_curve_data(probabilities, labels, fov=None) -> dict[str, np.ndarray | flo
     }
 
 
+def saturation(probabilities, labels, fov=None, margin: float = 0.01) -> dict[str, float]:
+    """How far the probabilities are pushed to 0 and 1, pooled over every in-FOV pixel.
+
+    Saturated scores rank poorly: pixels at (nearly) the same 0 or 1 tie, so a loss that drives
+    probabilities to the ends can keep F1 and lose AUC (soft MCC alone does, notebook 3).
+
+    Args:
+        probabilities, labels, fov: as :func:`segmentation_metrics`.
+        margin: a pixel is saturated when ``p < margin`` or ``p > 1 - margin``.
+
+    Returns:
+        fractions in [0, 1]: ``saturated`` (of all pixels), ``vessel_high`` (vessel pixels with
+        ``p > 1 - margin``), ``background_low`` (background pixels with ``p < margin``), and
+        ``margin``.
+    """
+    if not 0 < margin < 0.5:
+        raise ValueError(f"margin must lie in (0, 0.5), got {margin}.")
+    y, p = _pooled_pixels(_prepare(probabilities, labels, fov))
+    low, high = p < margin, p > 1 - margin
+    vessel = y.astype(bool)
+    return {
+        "saturated": float(np.mean(low | high)),
+        "vessel_high": float(np.mean(high[vessel])) if vessel.any() else float("nan"),
+        "background_low": float(np.mean(low[~vessel])) if (~vessel).any() else float("nan"),
+        "margin": float(margin),
+    }
+
+
 def best_threshold(probabilities, labels, fov=None, criterion: str = "f1") -> float:
     """Threshold that maximises a pooled criterion over all in-FOV pixels (e.g. the train set).
 

@@ -16,6 +16,7 @@ from saunetv2_lib.metrics import (
     per_image_metrics,
     pr_curve_data,
     roc_curve_data,
+    saturation,
     segmentation_metrics,
 )
 
@@ -248,3 +249,16 @@ def test_curves_need_both_classes():
     for fn in (roc_curve_data, pr_curve_data, best_threshold):
         with pytest.raises(ValueError, match="both vessel and background"):
             fn(p, y)
+
+
+def test_saturation_counts_pixels_at_either_end_inside_the_fov():
+    probabilities = [np.array([[0.001, 0.5, 0.995], [0.2, 0.999, 0.0]])]
+    labels = [np.array([[0, 1, 1], [1, 1, 0]])]
+    fov = [np.array([[1, 1, 1], [1, 1, 0]])]  # the last pixel (0.0, background) is outside
+    got = saturation(probabilities, labels, fov, margin=0.01)
+    # inside: 0.001 (bg, low), 0.5 (v), 0.995 (v, high), 0.2 (v), 0.999 (v, high)
+    assert got == {"saturated": 3 / 5, "vessel_high": 2 / 4, "background_low": 1.0, "margin": 0.01}
+    assert saturation(probabilities, labels, margin=0.01)["saturated"] == 4 / 6
+    assert saturation(probabilities, labels, fov, margin=0.3)["saturated"] == 4 / 5
+    with pytest.raises(ValueError, match="margin"):
+        saturation(probabilities, labels, margin=0.5)

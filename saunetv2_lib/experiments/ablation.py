@@ -173,6 +173,58 @@ def ablation_rows(
     return rows
 
 
+SATURATION_FIELDS = ("saturated", "vessel_high", "background_low")
+
+
+def saturation_rows(
+    bundle: Mapping[str, Any], campaign: Campaign | None = None, table: str = "loss_ablation"
+) -> list[dict[str, Any]]:
+    """How far each configuration's test probabilities sit at 0 and 1, beside its AUC.
+
+    Reads each finished run's ``saturation`` (:func:`saunetv2_lib.metrics.saturation`, paper
+    protocol) and its per-image AUC from the bundle.
+
+    Returns:
+        One dict per paper row of ``table`` with at least one finished run that carries
+        ``saturation``, in the paper's row order: ``row``, ``configuration``, ``seeds`` (list),
+        ``margin``, per-run lists ``saturated``, ``vessel_high``, ``background_low`` and ``auc``
+        (percent, in seed order) and their means ``<field>_mean``.
+    """
+    from saunetv2_lib import paper
+
+    campaign = campaign or load_campaign(ABLATION_CAMPAIGN)
+    configurations = table_configurations(campaign, table)
+    by_configuration: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
+    for spec in campaign.runs:
+        result = bundle.get("runs", {}).get(spec.name, {}).get("result") or {}
+        if "saturation" in result:
+            by_configuration.setdefault(spec.configuration or spec.name, []).append(
+                (int(spec.config().seed), result)
+            )
+    rows = []
+    for printed in paper.table(table).rows:
+        configuration = configurations.get(printed["model"])
+        runs = sorted(by_configuration.get(configuration, []), key=lambda run: run[0])
+        if not runs:
+            continue
+        row: dict[str, Any] = {
+            "row": printed["model"],
+            "configuration": configuration,
+            "seeds": [seed for seed, _ in runs],
+            "margin": runs[0][1]["saturation"]["margin"],
+        }
+        for field in SATURATION_FIELDS:
+            row[field] = [100.0 * result["saturation"][field] for _, result in runs]
+        row["auc"] = [
+            100.0 * float(np.mean([image["auc"] for image in result["per_image"]]))
+            for _, result in runs
+        ]
+        for field in (*SATURATION_FIELDS, "auc"):
+            row[f"{field}_mean"] = float(np.mean(row[field]))
+        rows.append(row)
+    return rows
+
+
 def budget_gap(
     paper_bundle: Mapping[str, Any],
     budget_steps: int,

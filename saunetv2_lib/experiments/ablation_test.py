@@ -94,6 +94,26 @@ def test_loss_rows_are_compared_with_the_paper_s_loss():
     assert pending["seeds"] == 0 and "mean" not in pending and "verdict" not in pending
 
 
+def test_saturation_rows_average_the_runs_beside_their_auc():
+    bundle = _bundle({"t3_csa_bce": 0.80, "t4_mcc": 0.80, "t4_bce_mcc": 0.81}, seeds=(2, 1))
+    for name, level in (("t4_mcc_s1", 0.9), ("t4_mcc_s2", 0.8), ("t3_csa_bce_s1", 0.4)):
+        result = bundle["runs"][name]["result"]
+        result["saturation"] = {"saturated": level, "vessel_high": level / 2,
+                                "background_low": level, "margin": 0.01}  # fmt: skip
+        for k, image in enumerate(result["per_image"]):
+            image["auc"] = 0.95 + 0.001 * k
+    rows = ablation.saturation_rows(bundle, CAMPAIGN)
+    # Paper order (BCE before MCC); t4_bce_mcc has no saturation yet (written before it existed).
+    assert [r["row"] for r in rows] == ["BCE", "MCC"]
+    mcc = rows[1]
+    assert mcc["seeds"] == [1, 2] and mcc["margin"] == 0.01
+    assert mcc["saturated"] == pytest.approx([90.0, 80.0])
+    assert mcc["saturated_mean"] == pytest.approx(85.0)
+    assert mcc["vessel_high_mean"] == pytest.approx(42.5)
+    assert mcc["auc_mean"] == pytest.approx(100 * (0.95 + 0.001 * 9.5))
+    assert rows[0]["seeds"] == [1] and rows[0]["saturated_mean"] == pytest.approx(40.0)
+
+
 def test_one_seed_gives_a_mean_but_no_verdict():
     levels = {"t1a_sa_unet": 0.80, "t4_bce_mcc": 0.81}
     rows = ablation.ablation_rows("drive_without_fov", _bundle(levels, seeds=(1,)), CAMPAIGN)

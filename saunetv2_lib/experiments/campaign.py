@@ -750,14 +750,28 @@ def finish_run(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
     """A finished run's result (``result.json``): its best checkpoint under every protocol.
 
     Holds ``metrics`` (rows of :func:`~saunetv2_lib.evaluation.protocol_switchboard`),
-    ``per_image`` (paper protocol), ``train_threshold``, the run's summary (epochs, steps, best
-    epoch, wall time over every session) and ``environment``. Written once; read afterwards.
+    ``per_image`` (paper protocol), ``train_threshold``, ``saturation``, the run's summary
+    (epochs, steps, best epoch, wall time over every session) and ``environment``. Written once;
+    read afterwards, except that a result written before ``saturation`` existed gains it from
+    the run's best checkpoint.
     """
-    from saunetv2_lib.evaluation import score_every_protocol
+    from saunetv2_lib.evaluation import (
+        Protocol,
+        evaluate,
+        probability_saturation,
+        score_every_protocol,
+    )
     from saunetv2_lib.host import environment_info
 
     run_dir = Path(run_dir)
     existing = _read_json(run_dir / RESULT_FILE)
+    if existing is not None and "saturation" not in existing:
+        config = _saved_config(spec, run_dir)
+        model = _float32_model(config, run_dir / "best.keras")
+        protocol = Protocol(anchor=config.anchor, side=config.side)
+        tested = evaluate(model, config.dataset, "test", protocol, root=config.data_root)
+        existing["saturation"] = probability_saturation(tested)
+        _write_json(run_dir / RESULT_FILE, existing)
     if existing is not None:
         return existing
     state = run_state(run_dir) or {}

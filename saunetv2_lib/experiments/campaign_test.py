@@ -138,6 +138,15 @@ def test_run_pauses_at_the_deadline_packs_restores_on_a_fresh_machine_and_finish
     assert any(row["paper"] for row in result["metrics"]) and len(result["per_image"]) == 2
     assert not (packed / "test" / "tiny").exists()  # a finished run leaves only its result
     assert json.loads(bundle.read_text())["runs"]["tiny"]["status"]["status"] == "finished"
+    assert set(result["saturation"]) == {"saturated", "vessel_high", "background_low", "margin"}
+    # A result written before `saturation` existed gains it from the best checkpoint, once.
+    (runs / "tiny" / "result.json").write_text(
+        json.dumps({k: v for k, v in result.items() if k != "saturation"})
+    )
+    upgraded = campaigns.finish_run(spec, runs / "tiny")
+    assert upgraded["saturation"] == pytest.approx(result["saturation"])
+    assert upgraded["finished"] == result["finished"]
+    assert json.loads((runs / "tiny" / "result.json").read_text()) == upgraded
 
     # A fresh clone of that: neither a run folder nor a packed copy, only the result in the
     # bundle. The run is finished and never trained again.
