@@ -44,6 +44,14 @@ from saunetv2_lib.paper import METRICS
 
 METRIC_NAMES = METRICS  # the paper's seven, in its column order
 CRITERIA = ("f1", "mcc", "youden", "accuracy")
+# The fractions of :func:`saturation`, in its order.
+SATURATION_FIELDS = (
+    "saturated",
+    "vessel_high",
+    "vessel_low",
+    "background_low",
+    "background_high",
+)
 
 
 class ConfusionCounts(NamedTuple):
@@ -258,27 +266,34 @@ def pr_curve_data(probabilities, labels, fov=None) -> dict[str, np.ndarray | flo
 def saturation(probabilities, labels, fov=None, margin: float = 0.01) -> dict[str, float]:
     """How far the probabilities are pushed to 0 and 1, pooled over every in-FOV pixel.
 
-    Saturated scores rank poorly: pixels at (nearly) the same 0 or 1 tie, so a loss that drives
-    probabilities to the ends can keep F1 and lose AUC (soft MCC alone does, notebook 3).
+    A loss that drives every pixel to an end drives its mistakes there too: a vessel pixel
+    below ``margin`` ranks among the background, however the rest is ordered, so AUC falls while
+    the metrics thresholded at 0.5 see the same miss as a milder one (soft MCC alone, notebook 3).
 
     Args:
         probabilities, labels, fov: as :func:`segmentation_metrics`.
         margin: a pixel is saturated when ``p < margin`` or ``p > 1 - margin``.
 
     Returns:
-        fractions in [0, 1]: ``saturated`` (of all pixels), ``vessel_high`` (vessel pixels with
-        ``p > 1 - margin``), ``background_low`` (background pixels with ``p < margin``), and
-        ``margin``.
+        fractions in [0, 1]: ``saturated`` (of all pixels), ``vessel_high`` and ``vessel_low``
+        (of vessel pixels: ``p > 1 - margin``, ``p < margin``), ``background_low`` and
+        ``background_high`` (of background pixels), and ``margin``.
     """
     if not 0 < margin < 0.5:
         raise ValueError(f"margin must lie in (0, 0.5), got {margin}.")
     y, p = _pooled_pixels(_prepare(probabilities, labels, fov))
     low, high = p < margin, p > 1 - margin
     vessel = y.astype(bool)
+
+    def share(mask: np.ndarray, among: np.ndarray) -> float:
+        return float(np.mean(mask[among])) if among.any() else float("nan")
+
     return {
         "saturated": float(np.mean(low | high)),
-        "vessel_high": float(np.mean(high[vessel])) if vessel.any() else float("nan"),
-        "background_low": float(np.mean(low[~vessel])) if (~vessel).any() else float("nan"),
+        "vessel_high": share(high, vessel),
+        "vessel_low": share(low, vessel),
+        "background_low": share(low, ~vessel),
+        "background_high": share(high, ~vessel),
         "margin": float(margin),
     }
 

@@ -257,7 +257,12 @@ def test_saturation_counts_pixels_at_either_end_inside_the_fov():
     fov = [np.array([[1, 1, 1], [1, 1, 0]])]  # the last pixel (0.0, background) is outside
     got = saturation(probabilities, labels, fov, margin=0.01)
     # inside: 0.001 (bg, low), 0.5 (v), 0.995 (v, high), 0.2 (v), 0.999 (v, high)
-    assert got == {"saturated": 3 / 5, "vessel_high": 2 / 4, "background_low": 1.0, "margin": 0.01}
+    assert got == {"saturated": 3 / 5, "vessel_high": 2 / 4, "vessel_low": 0.0,
+                   "background_low": 1.0, "background_high": 0.0, "margin": 0.01}  # fmt: skip
+    whole = saturation(probabilities, labels, margin=0.01)  # adds 0.0 (background, low)
+    assert (whole["background_low"], whole["vessel_low"]) == (1.0, 0.0)
+    flipped = saturation([1 - probabilities[0]], labels, fov, margin=0.01)
+    assert (flipped["vessel_low"], flipped["background_high"]) == (2 / 4, 1.0)
     assert saturation(probabilities, labels, margin=0.01)["saturated"] == 4 / 6
     assert saturation(probabilities, labels, fov, margin=0.3)["saturated"] == 4 / 5
     with pytest.raises(ValueError, match="margin"):

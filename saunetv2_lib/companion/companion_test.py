@@ -215,25 +215,31 @@ def test_ablation_section_shows_trained_rows_their_verdicts_and_the_budget_gap(m
 
 
 def test_saturation_section_names_the_extremes_and_their_rank_correlation(monkeypatch):
-    def finished(saturated, auc):
+    from saunetv2_lib.metrics import SATURATION_FIELDS
+
+    def finished(saturated, missed, auc):
         per_image = [{"name": f"{k:02d}_test", "auc": auc} for k in range(1, 21)]
-        saturation = {"saturated": saturated, "vessel_high": saturated / 2,
-                      "background_low": saturated, "margin": 0.01}  # fmt: skip
+        saturation = {**dict.fromkeys(SATURATION_FIELDS, 0.0), "margin": 0.01,
+                      "saturated": saturated, "vessel_low": missed}  # fmt: skip
         return {"result": {"per_image": per_image, "saturation": saturation}}
 
-    runs = {f"t4_mcc_s{s}": finished(0.9 + s / 100, 0.96 - s / 1000) for s in (1, 2, 3)}
-    runs |= {f"t3_csa_bce_s{s}": finished(0.4 - s / 100, 0.975 + s / 1000) for s in (1, 2, 3)}
+    runs = {f"t4_mcc_s{s}": finished(0.9 + s / 100, 0.1 + s / 100, 0.96 - s / 1000)
+            for s in (1, 2, 3)}  # fmt: skip
+    runs |= {f"t3_csa_bce_s{s}": finished(0.4 - s / 10, (4 - s) / 1000, 0.975 + s / 1000)
+             for s in (1, 2, 3)}  # fmt: skip
     monkeypatch.setattr(companion, "_bundle", {"ablation": {"runs": runs}}.__getitem__)
     frame, text = companion.saturation_section()
     assert list(frame["row"]) == ["BCE", "MCC"] and list(frame["seeds"]) == [3, 3]
-    assert frame["saturated %"].tolist() == pytest.approx([38.0, 92.0])
+    assert frame["saturated %"].tolist() == pytest.approx([20.0, 92.0])
+    assert frame["saturated, seed range"].tolist() == ["10.0–30.0", "91.0–93.0"]
+    assert frame["vessels < m %"].tolist() == pytest.approx([0.2, 12.0])
     assert frame["AUC"].tolist() == pytest.approx([97.7, 95.8])
     assert text.startswith("In the paper, MCC alone scores AUC 91.71 against 98.68–98.71 for")
-    assert "Trained with MCC, 92.0 % of the test pixels are saturated (46.0 % of vessel" in text
-    assert "with BCE, 38.0 % (19.0 % of vessel pixels) and AUC 97.70" in text
-    assert (
-        "Over all 6 runs the Spearman rank correlation between saturation and AUC is -1.00" in text
-    )
+    assert "Trained with MCC, 92.0 % of the test pixels lie below m or above 1 − m" in text
+    assert "12.0 % of the vessel pixels score below m" in text
+    assert "With BCE, 20.0 % of the pixels and 0.2 % of the vessel pixels; AUC 97.70." in text
+    assert "Over all 6 runs, the Spearman rank correlation between AUC and the share" in text
+    assert "below m is -1.00" in text
     monkeypatch.setattr(companion, "_bundle", {"ablation": {"runs": {}}}.__getitem__)
     frame, text = companion.saturation_section()
     assert frame.empty and text.startswith("**Pending.**")

@@ -79,14 +79,14 @@ KNOWN_GAPS: dict[tuple[str, str], KnownGap] = {
         + " Here it is sensitivity that falls short: trained with BCE alone for 300 steps, SA-UNetv2"
         " still misses thin vessels (its F1, Jaccard, MCC and specificity are within).",
     ),
-    # Measured on the t3_csa_bce_s1 and t4_mcc_s1/s2 checkpoints (DRIVE test, whole image).
     ("Table 4", "MCC"): KnownGap(
         frozenset({"auc"}),
-        "its AUC lies above the paper's (whose 91.71 is the one AUC of Table 4 far below 98.7). "
-        "Soft MCC alone pushes the probabilities to 0 and 1: 93-95 % of our MCC-only test pixels "
-        "lie below 0.01 or above 0.99 against 38 % for BCE, and saturated scores tie and rank "
-        "poorly, so AUC falls (ours 96.47 vs 97.40 with BCE): the paper's direction. How far it "
-        "falls grows with training as saturation spreads, which 300 steps do not reach.",
+        "its AUC lies above the paper's, whose MCC-only AUC is the one of Table 4 far below the "
+        "others. Ours falls below our BCE row's too, the paper's direction, for a measured reason: "
+        "soft MCC alone pushes the probabilities to 0 and 1, its misses included, and a vessel "
+        "pixel scored near 0 ranks among the background (notebook 3, 'Why MCC alone loses AUC', "
+        "measures this on every run). How far AUC falls should grow with training as more "
+        "pixels saturate; 300 steps are a tenth of the paper's schedule.",
     ),
     ("Table 1A", "Attention U-Net"): KnownGap(
         frozenset({"cpu_ratio"}),

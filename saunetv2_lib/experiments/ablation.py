@@ -173,9 +173,6 @@ def ablation_rows(
     return rows
 
 
-SATURATION_FIELDS = ("saturated", "vessel_high", "background_low")
-
-
 def saturation_rows(
     bundle: Mapping[str, Any], campaign: Campaign | None = None, table: str = "loss_ablation"
 ) -> list[dict[str, Any]]:
@@ -187,17 +184,19 @@ def saturation_rows(
     Returns:
         One dict per paper row of ``table`` with at least one finished run that carries
         ``saturation``, in the paper's row order: ``row``, ``configuration``, ``seeds`` (list),
-        ``margin``, per-run lists ``saturated``, ``vessel_high``, ``background_low`` and ``auc``
-        (percent, in seed order) and their means ``<field>_mean``.
+        ``margin``, per-run lists of each of
+        :data:`~saunetv2_lib.metrics.SATURATION_FIELDS` and ``auc`` (percent, in seed order), and
+        their means ``<field>_mean``.
     """
     from saunetv2_lib import paper
+    from saunetv2_lib.metrics import SATURATION_FIELDS
 
     campaign = campaign or load_campaign(ABLATION_CAMPAIGN)
     configurations = table_configurations(campaign, table)
     by_configuration: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
     for spec in campaign.runs:
         result = bundle.get("runs", {}).get(spec.name, {}).get("result") or {}
-        if "saturation" in result:
+        if set(SATURATION_FIELDS) <= set(result.get("saturation", {})):
             by_configuration.setdefault(spec.configuration or spec.name, []).append(
                 (int(spec.config().seed), result)
             )

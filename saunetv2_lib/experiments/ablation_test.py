@@ -9,6 +9,7 @@ from scipy import stats
 from saunetv2_lib import paper
 from saunetv2_lib.experiments import ablation
 from saunetv2_lib.experiments.campaign import load_campaign
+from saunetv2_lib.metrics import SATURATION_FIELDS
 
 CAMPAIGN = load_campaign("ablation")
 IMAGES = [f"{k:02d}_test" for k in range(1, 21)]
@@ -98,8 +99,8 @@ def test_saturation_rows_average_the_runs_beside_their_auc():
     bundle = _bundle({"t3_csa_bce": 0.80, "t4_mcc": 0.80, "t4_bce_mcc": 0.81}, seeds=(2, 1))
     for name, level in (("t4_mcc_s1", 0.9), ("t4_mcc_s2", 0.8), ("t3_csa_bce_s1", 0.4)):
         result = bundle["runs"][name]["result"]
-        result["saturation"] = {"saturated": level, "vessel_high": level / 2,
-                                "background_low": level, "margin": 0.01}  # fmt: skip
+        result["saturation"] = {**dict.fromkeys(SATURATION_FIELDS, level / 4),
+                                "saturated": level, "vessel_high": level / 2, "margin": 0.01}  # fmt: skip
         for k, image in enumerate(result["per_image"]):
             image["auc"] = 0.95 + 0.001 * k
     rows = ablation.saturation_rows(bundle, CAMPAIGN)
@@ -111,7 +112,11 @@ def test_saturation_rows_average_the_runs_beside_their_auc():
     assert mcc["saturated_mean"] == pytest.approx(85.0)
     assert mcc["vessel_high_mean"] == pytest.approx(42.5)
     assert mcc["auc_mean"] == pytest.approx(100 * (0.95 + 0.001 * 9.5))
+    assert mcc["vessel_low_mean"] == pytest.approx(21.25)
     assert rows[0]["seeds"] == [1] and rows[0]["saturated_mean"] == pytest.approx(40.0)
+    # A result with only some of the fields (written by an older version) is not read.
+    del bundle["runs"]["t3_csa_bce_s1"]["result"]["saturation"]["vessel_low"]
+    assert [r["row"] for r in ablation.saturation_rows(bundle, CAMPAIGN)] == ["MCC"]
 
 
 def test_one_seed_gives_a_mean_but_no_verdict():

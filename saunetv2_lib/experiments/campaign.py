@@ -752,8 +752,8 @@ def finish_run(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
     Holds ``metrics`` (rows of :func:`~saunetv2_lib.evaluation.protocol_switchboard`),
     ``per_image`` (paper protocol), ``train_threshold``, ``saturation``, the run's summary
     (epochs, steps, best epoch, wall time over every session) and ``environment``. Written once;
-    read afterwards, except that a result written before ``saturation`` existed gains it from
-    the run's best checkpoint.
+    read afterwards, except that a result written before ``saturation`` (or one of its
+    fields) existed gains it from the run's best checkpoint.
     """
     from saunetv2_lib.evaluation import (
         Protocol,
@@ -762,10 +762,11 @@ def finish_run(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
         score_every_protocol,
     )
     from saunetv2_lib.host import environment_info
+    from saunetv2_lib.metrics import SATURATION_FIELDS
 
     run_dir = Path(run_dir)
     existing = _read_json(run_dir / RESULT_FILE)
-    if existing is not None and "saturation" not in existing:
+    if existing is not None and not set(SATURATION_FIELDS) <= set(existing.get("saturation", {})):
         config = _saved_config(spec, run_dir)
         model = _float32_model(config, run_dir / "best.keras")
         protocol = Protocol(anchor=config.anchor, side=config.side)

@@ -12,6 +12,7 @@ import pytest
 
 from saunetv2_lib.experiments import campaign as campaigns
 from saunetv2_lib.experiments.campaign import Campaign, RunSpec
+from saunetv2_lib.metrics import SATURATION_FIELDS
 
 
 def _tiny_spec(root: Path, name: str = "tiny", epochs: int = 3, **overrides) -> RunSpec:
@@ -138,7 +139,7 @@ def test_run_pauses_at_the_deadline_packs_restores_on_a_fresh_machine_and_finish
     assert any(row["paper"] for row in result["metrics"]) and len(result["per_image"]) == 2
     assert not (packed / "test" / "tiny").exists()  # a finished run leaves only its result
     assert json.loads(bundle.read_text())["runs"]["tiny"]["status"]["status"] == "finished"
-    assert set(result["saturation"]) == {"saturated", "vessel_high", "background_low", "margin"}
+    assert set(result["saturation"]) == {*SATURATION_FIELDS, "margin"}
     # A result written before `saturation` existed gains it from the best checkpoint, once.
     (runs / "tiny" / "result.json").write_text(
         json.dumps({k: v for k, v in result.items() if k != "saturation"})
