@@ -239,7 +239,12 @@ def test_saturation_section_names_the_extremes_and_their_rank_correlation(monkey
     assert "12.0 % of the vessel pixels score below m" in text
     assert "With BCE, 20.0 % of the pixels and 0.2 % of the vessel pixels; AUC 97.70." in text
     assert "Over all 6 runs, the Spearman rank correlation between AUC and the share" in text
-    assert "below m is -1.00" in text
+    assert (
+        "below m is -1.00 (p = 0): confident misses go with a lower AUC beyond the noise." in text
+    )
+    runs["t3_csa_bce_s1"]["result"]["per_image"][0]["auc"] = 0.5  # BCE s1 now has the lowest AUC
+    runs["t3_csa_bce_s2"]["result"]["saturation"]["vessel_low"] = 0.2  # and s2 the most misses
+    assert "not beyond the noise." in companion.saturation_section()[1]
     monkeypatch.setattr(companion, "_bundle", {"ablation": {"runs": {}}}.__getitem__)
     frame, text = companion.saturation_section()
     assert frame.empty and text.startswith("**Pending.**")

@@ -82,11 +82,11 @@ KNOWN_GAPS: dict[tuple[str, str], KnownGap] = {
     ("Table 4", "MCC"): KnownGap(
         frozenset({"auc"}),
         "its AUC lies above the paper's, whose MCC-only AUC is the one of Table 4 far below the "
-        "others. Ours falls below our BCE row's too, the paper's direction, for a measured reason: "
-        "soft MCC alone pushes the probabilities to 0 and 1, its misses included, and a vessel "
-        "pixel scored near 0 ranks among the background (notebook 3, 'Why MCC alone loses AUC', "
-        "measures this on every run). How far AUC falls should grow with training as more "
-        "pixels saturate; 300 steps are a tenth of the paper's schedule.",
+        "others. Ours falls below our BCE row's too, the paper's direction. Soft MCC alone "
+        "pushes the probabilities to 0 and 1, its misses included, and a vessel pixel scored "
+        "near 0 ranks among the background (notebook 3, 'Why MCC alone loses AUC', measures "
+        "this on every run, and whether it goes with AUC). How far AUC falls may grow with "
+        "training as more pixels saturate; 300 steps are a tenth of the paper's schedule.",
     ),
     ("Table 1A", "Attention U-Net"): KnownGap(
         frozenset({"cpu_ratio"}),
