@@ -113,10 +113,9 @@ def check_known_gaps(
     the within ones of an ``on_the_edge`` gap.
     """
     register = KNOWN_GAPS if register is None else register
+    states = {True: "within", "true": "within", False: "outside", "false": "outside"}
     status = {
-        (r["paper_table"], r["row"], r["quantity"]): {True: "within", False: "outside"}.get(
-            r["within"], {"true": "within", "false": "outside"}.get(r["within"], "pending")
-        )
+        (r["paper_table"], r["row"], r["quantity"]): states.get(r["within"], "pending")
         for r in rows
     }
 

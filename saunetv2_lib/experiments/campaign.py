@@ -690,6 +690,29 @@ def _float32_model(config, weights: Path | Sequence[Any]):
     return model
 
 
+def _evaluate_checkpoint(
+    spec: RunSpec,
+    run_dir: Path,
+    weights: Path | Sequence[Any],
+    batch_size: int = 2,
+    max_test_images: int | None = None,
+):
+    """The :class:`~saunetv2_lib.evaluation.EvalResult` of one checkpoint on the test split,
+    under the paper's protocol (whole image, per image, > 0.5, the run's anchor)."""
+    from saunetv2_lib.evaluation import Protocol, evaluate
+
+    config = _saved_config(spec, run_dir)
+    return evaluate(
+        _float32_model(config, weights),
+        config.dataset,
+        "test",
+        Protocol(anchor=config.anchor, side=config.side),
+        root=config.data_root,
+        batch_size=batch_size,
+        max_images=max_test_images,
+    )
+
+
 def score_checkpoint(
     spec: RunSpec,
     run_dir: Path,
@@ -701,18 +724,7 @@ def score_checkpoint(
     > 0.5, the run's anchor): the summary metrics (fractions) and ``per_image_f1``
     (``{image name: F1}``). ``max_test_images`` scores only the first N test images (tests).
     """
-    from saunetv2_lib.evaluation import Protocol, evaluate
-
-    config = _saved_config(spec, run_dir)
-    result = evaluate(
-        _float32_model(config, weights),
-        config.dataset,
-        "test",
-        Protocol(anchor=config.anchor, side=config.side),
-        root=config.data_root,
-        batch_size=batch_size,
-        max_images=max_test_images,
-    )
+    result = _evaluate_checkpoint(spec, run_dir, weights, batch_size, max_test_images)
     return {
         **{key: float(value) for key, value in result.summary.items()},
         "per_image_f1": {r["name"]: float(r["f1"]) for r in result.per_image},
@@ -755,22 +767,14 @@ def finish_run(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
     read afterwards, except that a result written before ``saturation`` (or one of its
     fields) existed gains it from the run's best checkpoint.
     """
-    from saunetv2_lib.evaluation import (
-        Protocol,
-        evaluate,
-        probability_saturation,
-        score_every_protocol,
-    )
+    from saunetv2_lib.evaluation import probability_saturation, score_every_protocol
     from saunetv2_lib.host import environment_info
     from saunetv2_lib.metrics import SATURATION_FIELDS
 
     run_dir = Path(run_dir)
     existing = _read_json(run_dir / RESULT_FILE)
     if existing is not None and not set(SATURATION_FIELDS) <= set(existing.get("saturation", {})):
-        config = _saved_config(spec, run_dir)
-        model = _float32_model(config, run_dir / "best.keras")
-        protocol = Protocol(anchor=config.anchor, side=config.side)
-        tested = evaluate(model, config.dataset, "test", protocol, root=config.data_root)
+        tested = _evaluate_checkpoint(spec, run_dir, run_dir / "best.keras")
         existing["saturation"] = probability_saturation(tested)
         _write_json(run_dir / RESULT_FILE, existing)
     if existing is not None:
