@@ -68,11 +68,7 @@ def _target(name: str) -> tuple[str, dict, int]:
     if "/" in name:
         campaign, run = name.split("/", 1)
         spec = load_campaign(campaign).run(run)
-        fields = {k: v for k, v in spec.overrides.items() if k not in ("seed", "epochs")}
-        if spec.model is not None:
-            fields["model"] = spec.model
-        if spec.model_kwargs:
-            fields["model_kwargs"] = dict(spec.model_kwargs)
+        fields = {k: v for k, v in spec.train_fields().items() if k not in ("seed", "epochs")}
         profile = spec.profile
     else:
         profile, fields = SETTINGS[name], {}
@@ -191,19 +187,16 @@ def speed_markdown(reports: list[dict]) -> str:
             for r in adopted
             if r.get("speedup_against", "today") == "today"
         ]
-        parts += [
-            f"adding `mixed_bfloat16` runs at "
-            f"{r['s_per_image'] / bf16[r['dataset']]['s_per_image']:.2f}x its speed on {r['dataset']}"
-            for r in adopted
-            if r["dataset"] in bf16 and "/" not in r["dataset"]
-        ]
-        for r in adopted:
-            if r["dataset"] in bf16:
-                ratio = r["s_per_image"] / bf16[r["dataset"]]["s_per_image"]
-                where = r["dataset"]
-                if "/" in where:  # a baseline's gain depends on the CPU: say which
-                    where += f" ({report['host'].get('cpu', 'this host')})"
-                bf16_gain["/" in r["dataset"]].append(f"{ratio:.2f}x on {where}")
+        for r in (r for r in adopted if r["dataset"] in bf16):
+            ratio = r["s_per_image"] / bf16[r["dataset"]]["s_per_image"]
+            if "/" in r["dataset"]:  # a campaign run: its gain depends on the CPU, say which
+                cpu = report["host"].get("cpu", "this host")
+                bf16_gain[True].append(f"{ratio:.2f}x on {r['dataset']} ({cpu})")
+            else:
+                parts.append(
+                    f"adding `mixed_bfloat16` runs at {ratio:.2f}x its speed on {r['dataset']}"
+                )
+                bf16_gain[False].append(f"{ratio:.2f}x on {r['dataset']}")
         if parts:
             cpu = report["host"].get("cpu", "this host")
             sentences.append(f"on {cpu} ({report['measured'][:16]}): " + ", ".join(parts))

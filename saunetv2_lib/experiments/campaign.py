@@ -94,16 +94,20 @@ class RunSpec:
     keep_previous_as: str | None = None
     paper_rows: Mapping[str, str] = field(default_factory=dict)
 
-    def config(self):
-        """The run's :class:`~saunetv2_lib.training.TrainConfig`."""
-        from saunetv2_lib.training import load_profile
-
+    def train_fields(self) -> dict[str, Any]:
+        """The :class:`~saunetv2_lib.training.TrainConfig` fields this run sets over its profile."""
         fields = dict(self.overrides)
         if self.model is not None:
             fields["model"] = self.model
         if self.model_kwargs:
             fields["model_kwargs"] = dict(self.model_kwargs)
-        return load_profile(self.profile, **fields)
+        return fields
+
+    def config(self):
+        """The run's :class:`~saunetv2_lib.training.TrainConfig`."""
+        from saunetv2_lib.training import load_profile
+
+        return load_profile(self.profile, **self.train_fields())
 
     def changed_fields(self, configuration: Mapping[str, Any]) -> list[str]:
         """The fields in which a run's saved ``configuration`` (its ``config.json`` or bundle
