@@ -20,8 +20,10 @@ costly baseline's step can be measured before its campaign starts.
 steps on 128-px patches (the drive/quick recipe, longer) and compares the loss curves: the
 difference of the seed means against the seed spread, per epoch and over the last five.
 
-Reports go to ``benchmarks/results/<UTC date>_training_<part>.json`` and the Markdown table to
-``benchmarks/training_speed.md`` (speed) or is printed (curves).
+Reports go to ``benchmarks/results/<UTC date>_training_<part>.json``;
+``benchmarks/training_speed.md`` tabulates every report there, oldest first. ``speed`` and
+``curves`` rewrite it after adding their report, so earlier measurements stay on the page;
+``table`` rebuilds it (from the reports given, or all of them).
 """
 
 from __future__ import annotations
@@ -109,6 +111,12 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def _training_reports() -> list[dict]:
+    """Every speed and curves report in ``benchmarks/results/``, oldest first (UTC-stamped names)."""
+    paths = sorted(RESULTS.glob("*_training_*.json"))
+    return [json.loads(path.read_text("utf-8")) for path in paths]
+
+
 def _report_path(part: str) -> Path:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%MZ")
     return RESULTS / f"{stamp}_training_{part}.json"
@@ -157,7 +165,7 @@ def speed(datasets: list[str], variants: list[str], timed: int = 2) -> dict:
 
 
 def speed_markdown(reports: list[dict]) -> str:
-    """The table of ``benchmarks/training_speed.md`` from one or more ``speed`` reports."""
+    """The page ``benchmarks/training_speed.md`` from ``speed`` and ``curves`` reports."""
     from saunetv2_lib.host import format_host
 
     lines = [
@@ -315,7 +323,9 @@ def curves(candidate: str, seeds: list[int], epochs: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", nargs="?", choices=("speed", "curves", "table"))
-    parser.add_argument("reports", nargs="*", help="table: speed reports (JSON) to tabulate")
+    parser.add_argument(
+        "reports", nargs="*", help="table: speed reports (JSON) to tabulate; default all of them"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument(
         "--datasets",
@@ -341,15 +351,16 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/bench_training.py " + " ".join(argv or sys.argv[1:])
     measured = dt.datetime.now(dt.timezone.utc).isoformat(timespec="minutes")
     if args.part == "table":
-        reports = [json.loads(Path(path).read_text("utf-8")) for path in args.reports]
+        if args.reports:
+            reports = [json.loads(Path(path).read_text("utf-8")) for path in args.reports]
+        else:
+            reports = _training_reports()
         (HERE / "training_speed.md").write_text(speed_markdown(reports), "utf-8")
         print(speed_markdown(reports))
         return 0
     if args.part == "speed":
         report = speed(args.datasets.split(","), args.variants.split(","), args.timed_epochs)
         report.update(command=command, measured=measured)
-        (HERE / "training_speed.md").write_text(speed_markdown([report]), "utf-8")
-        print(speed_markdown([report]))
     else:
         seeds = [int(s) for s in args.seeds.split(",")]
         report = curves(args.candidate, seeds, args.epochs)
@@ -358,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     path = _report_path(args.part)
     path.write_text(json.dumps(report, indent=1) + "\n", "utf-8")
     print(f"report: {path}")
+    page = speed_markdown(_training_reports())
+    (HERE / "training_speed.md").write_text(page, "utf-8")
+    print(page)
     return 0
 
 
