@@ -42,12 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--precision",
         choices=("float32", "mixed_bfloat16"),
-        help="run: override the step's dtype policy",
+        help="run: the step's dtype policy for every run (over a campaign's declared speed)",
     )
     parser.add_argument(
         "--group-norm",
         choices=("one_pass", "two_stage"),
-        help="run: override how group-norm statistics are summed",
+        help="run: how group-norm statistics are summed (over a campaign's declared speed)",
     )
     parser.add_argument("--runs", help="working run folders (default: runs/campaign)")
     parser.add_argument("--packed", help="committed resume state (default: campaigns/)")

@@ -142,11 +142,18 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class Campaign:
-    """A named, ordered list of :class:`RunSpec` with a note on what it is for."""
+    """A named, ordered list of :class:`RunSpec` with a note on what it is for.
+
+    ``speed`` holds the campaign's own choice of how its steps are computed (``precision``,
+    ``group_norm_statistics``), applied to each of its runs under any ``speed`` a session passes
+    (see :func:`run_campaign`): declared here, one campaign of a queue can train in
+    ``mixed_bfloat16`` while the one before it stays in float32.
+    """
 
     name: str
     runs: tuple[RunSpec, ...]
     notes: str = ""
+    speed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def run(self, name: str) -> RunSpec:
         for spec in self.runs:
@@ -217,7 +224,22 @@ def load_campaign(name: str = "paper") -> Campaign:
     names = [spec.name for spec in runs]
     if len(set(names)) != len(names):
         raise ValueError(f"campaign {name!r} declares a run name twice: {names}.")
-    return Campaign(name=name, runs=tuple(runs), notes=entry.get("notes", ""))
+    speed = dict(entry.get("speed", {}))
+    _check_speed(speed, f"campaign {name!r}: speed")
+    return Campaign(name=name, runs=tuple(runs), notes=entry.get("notes", ""), speed=speed)
+
+
+def _check_speed(speed: Mapping[str, Any], where: str) -> None:
+    """``speed`` may set only the fields that say how a step is computed, to values they take."""
+    from saunetv2_lib.training import GROUP_NORM_STATISTICS, PRECISIONS, RESUMABLE_CHANGES
+
+    not_speed = sorted(set(speed) - (set(RESUMABLE_CHANGES) - {"epochs"}))
+    if not_speed:
+        raise ValueError(f"{where} may set only how the step is computed, not {not_speed}.")
+    allowed = {"precision": PRECISIONS, "group_norm_statistics": GROUP_NORM_STATISTICS}
+    for key, value in speed.items():
+        if value not in allowed[key]:
+            raise ValueError(f"{where}: {key} must be one of {list(allowed[key])}, not {value!r}.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,8 +498,9 @@ def run_campaign(
             :meth:`Campaign.select`).
         runs_root, packed_root: the working and the committed folders (module docstring).
         speed: :class:`~saunetv2_lib.training.TrainConfig` fields that set how the step is
-            computed (``precision``, ``group_norm_statistics``), applied to every run; they may
-            differ between sessions of one run and are recorded per segment.
+            computed (``precision``, ``group_norm_statistics``), applied to every run over the
+            campaign's own :attr:`Campaign.speed`; they may differ between sessions of one run
+            and are recorded per segment.
         verbose: ``model.fit`` verbosity.
         stream: where log lines go besides ``runs_root/campaign.log`` (default stdout).
         bundle: the committed bundle (default :func:`bundle_path`); a run whose result is
@@ -487,14 +510,12 @@ def run_campaign(
         :func:`run_status` rows of the selected runs after this call (the bundle's row for a
         run finished elsewhere).
     """
-    from saunetv2_lib.training import RESUMABLE_CHANGES, train
+    from saunetv2_lib.training import train
 
     campaign = load_campaign(campaign) if isinstance(campaign, str) else campaign
     runs_root, packed_root = Path(runs_root), Path(packed_root)
-    speed = dict(speed or {})
-    not_speed = sorted(set(speed) - (set(RESUMABLE_CHANGES) - {"epochs"}))
-    if not_speed:
-        raise ValueError(f"speed may set only how the step is computed, not {not_speed}.")
+    _check_speed(dict(speed or {}), "speed")
+    speed = {**campaign.speed, **(speed or {})}  # what a session passes wins
     deadline = time.time() + hours * 3600
     selected = campaign.select(only, shard)
     with training_lock(runs_root):

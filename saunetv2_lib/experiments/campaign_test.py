@@ -326,3 +326,31 @@ def test_a_bundle_not_packed_yet_is_an_error_or_empty_on_request(tmp_path):
         campaigns.load_campaign_bundle("ablation", tmp_path / "none.json")
     empty = campaigns.load_campaign_bundle("ablation", tmp_path / "none.json", missing_ok=True)
     assert empty == {"campaign": "ablation", "runs": {}}
+
+
+def test_a_campaign_declares_how_its_steps_are_computed_and_a_session_may_override_it(
+    tmp_path, synthetic_root
+):
+    spec = _tiny_spec(synthetic_root, epochs=2)
+    campaign = Campaign("test", (spec,), speed={"precision": "mixed_bfloat16"})
+    kwargs = dict(runs_root=tmp_path / "runs", packed_root=tmp_path / "packed")
+    log = open(os.devnull, "w")  # noqa: SIM115
+
+    # The first call's deadline has passed: one epoch; the second session finishes the run.
+    campaigns.run_campaign(campaign, 1e-6, stream=log, **kwargs)
+    campaigns.run_campaign(campaign, 1.0, stream=log, speed={"precision": "float32"}, **kwargs)
+    segments = json.loads((tmp_path / "runs" / "tiny" / "segments.json").read_text())
+    assert [(s["epochs"], s["precision"]) for s in segments] == [
+        ([0, 1], "mixed_bfloat16"),
+        ([1, 2], "float32"),
+    ]
+    with pytest.raises(ValueError, match="only how the step is computed"):
+        campaigns.run_campaign(campaign, 1e-6, stream=log, speed={"seed": 2}, **kwargs)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        campaigns.run_campaign(campaign, 1e-6, stream=log, speed={"precision": "fp16"}, **kwargs)
+
+
+def test_declared_campaigns_state_only_valid_step_settings():
+    for name in campaigns.campaign_names():
+        campaign = campaigns.load_campaign(name)
+        assert set(campaign.speed) <= {"precision", "group_norm_statistics"}
