@@ -19,6 +19,10 @@ costly baseline's step can be measured before its campaign starts.
 ``curves`` trains the baseline and the candidate step from three seeds each for a few hundred
 steps on 128-px patches (the drive/quick recipe, longer) and compares the loss curves: the
 difference of the seed means against the seed spread, per epoch and over the last five.
+``--target campaign/run`` trains that run's model and loss instead of SA-UNetv2, e.g.::
+
+    .venv/bin/python benchmarks/bench_training.py curves --target baselines/b_unet_s1 \
+        --baseline two_stage_gn --candidate bf16_two_stage_gn --epochs 8
 
 Reports go to ``benchmarks/results/<UTC date>_training_<part>.json``;
 ``benchmarks/training_speed.md`` tabulates every report there, oldest first. ``speed`` and
@@ -232,20 +236,22 @@ def speed_markdown(reports: list[dict]) -> str:
                 "",
             ]
     for report in (r for r in reports if "summary" in r):
+        baseline = report.get("baseline", "today")  # reports before the option compared today
         lines += [
             f"**Same learning?** Command: `{report['command']}`, measured {report['measured']}: "
-            f"`today` and `{report['candidate']}` from seeds {report['seeds']}, "
+            f"`{baseline}` and `{report['candidate']}` from seeds {report['seeds']}, "
             f"{report['epochs']} epochs of {report['steps_per_epoch']} steps on 128-px patches "
-            "(drive/quick recipe). Mean of the last five epochs per seed:",
+            f"(drive/quick recipe; {_curves_model(report.get('target'))}). "
+            "Mean of the last five epochs per seed:",
             "",
-            "| curve | today (per seed) | candidate (per seed) | difference of means | seed SD | "
-            "Welch p | within noise |",
+            f"| curve | {baseline} (per seed) | candidate (per seed) | difference of means | "
+            "seed SD | Welch p | within noise |",
             "|---|---|---|---:|---:|---:|---|",
         ]
         for metric, row in report["summary"].items():
             tails = row["last5_mean_per_seed"]
             lines.append(
-                f"| {metric} | {', '.join(f'{v:.4f}' for v in tails['today'])} | "
+                f"| {metric} | {', '.join(f'{v:.4f}' for v in tails[baseline])} | "
                 f"{', '.join(f'{v:.4f}' for v in tails[report['candidate']])} | "
                 f"{row['difference']:+.2e} | {row['seed_sd']:.4f} | {row['welch_p']:.3f} | "
                 f"{'yes' if row['within_noise'] else '**no**'} |"
@@ -272,21 +278,40 @@ def speed_markdown(reports: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _curves_model(target: str | None) -> str:
+    return f"model and loss of campaign run `{target}`" if target else "model: SA-UNetv2"
+
+
 def _against(row: dict) -> str:
     against = row.get("speedup_against", "today")
     return "" if against == "today" else f" (vs {against})"
 
 
-def curves(candidate: str, seeds: list[int], epochs: int) -> dict:
+def curves(
+    candidate: str,
+    seeds: list[int],
+    epochs: int,
+    baseline: str = "today",
+    target: str | None = None,
+) -> dict:
+    """Loss curves of ``baseline`` and ``candidate`` from each seed on 128-px patches.
+
+    ``target`` (``campaign/run``) trains that run's model and loss (its profile's recipe aside)
+    instead of SA-UNetv2, so a step can be checked on the model a campaign will train with it.
+    """
     from saunetv2_lib.host import host_info
 
+    if baseline == candidate:
+        raise ValueError(f"candidate and baseline are both {candidate!r}")
+    model_fields = _target(target)[1] if target else {}
     runs = {}
-    for name in ("today", candidate):
+    for name in (baseline, candidate):
         fields, env = VARIANTS[name]
         for seed in seeds:
             spec = {
                 "profile": "drive/quick",
                 "fields": {
+                    **model_fields,
                     **fields,
                     "seed": seed,
                     "epochs": epochs,
@@ -303,20 +328,21 @@ def curves(candidate: str, seeds: list[int], epochs: int) -> dict:
     for metric in ("loss", "val_loss"):
         tails = {
             name: [statistics.mean(runs[f"{name}/{s}"][metric][-5:]) for s in seeds]
-            for name in ("today", candidate)
+            for name in (baseline, candidate)
         }
-        diff = statistics.mean(tails[candidate]) - statistics.mean(tails["today"])
-        spread = max(statistics.stdev(tails["today"]), statistics.stdev(tails[candidate]))
+        diff = statistics.mean(tails[candidate]) - statistics.mean(tails[baseline])
+        spread = max(statistics.stdev(tails[baseline]), statistics.stdev(tails[candidate]))
         from scipy.stats import ttest_ind
 
         summary[metric] = {
             "last5_mean_per_seed": tails,
             "difference": diff,
             "seed_sd": spread,
-            "welch_p": float(ttest_ind(tails[candidate], tails["today"], equal_var=False).pvalue),
+            "welch_p": float(ttest_ind(tails[candidate], tails[baseline], equal_var=False).pvalue),
             "within_noise": abs(diff) <= 2 * spread,
         }
-    return {"host": host_info(), "candidate": candidate, "seeds": seeds, "epochs": epochs,
+    return {"host": host_info(), "candidate": candidate, "baseline": baseline,
+            "target": target, "seeds": seeds, "epochs": epochs,
             "steps_per_epoch": 18, "runs": runs, "summary": summary}  # fmt: skip
 
 
@@ -340,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--candidate", default="bf16_two_stage_gn")
+    parser.add_argument("--baseline", default="today", help="curves: the variant compared with")
+    parser.add_argument(
+        "--target", help="curves: train this campaign run's model and loss ('campaign/run')"
+    )
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--epochs", type=int, default=15, help="curves: epochs of 18 steps")
     args = parser.parse_args(argv)
@@ -363,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         report.update(command=command, measured=measured)
     else:
         seeds = [int(s) for s in args.seeds.split(",")]
-        report = curves(args.candidate, seeds, args.epochs)
+        report = curves(args.candidate, seeds, args.epochs, args.baseline, args.target)
         report.update(command=command, measured=measured)
         print(json.dumps(report["summary"], indent=1))
     path = _report_path(args.part)
