@@ -121,6 +121,12 @@ def _training_reports() -> list[dict]:
     return [json.loads(path.read_text("utf-8")) for path in paths]
 
 
+def _write_page(reports: list[dict]) -> None:
+    page = speed_markdown(reports)
+    (HERE / "training_speed.md").write_text(page, "utf-8")
+    print(page)
+
+
 def _report_path(part: str) -> Path:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%MZ")
     return RESULTS / f"{stamp}_training_{part}.json"
@@ -381,12 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/bench_training.py " + " ".join(argv or sys.argv[1:])
     measured = dt.datetime.now(dt.timezone.utc).isoformat(timespec="minutes")
     if args.part == "table":
-        if args.reports:
-            reports = [json.loads(Path(path).read_text("utf-8")) for path in args.reports]
-        else:
-            reports = _training_reports()
-        (HERE / "training_speed.md").write_text(speed_markdown(reports), "utf-8")
-        print(speed_markdown(reports))
+        reports = [json.loads(Path(path).read_text("utf-8")) for path in args.reports]
+        _write_page(reports or _training_reports())
         return 0
     if args.part == "speed":
         report = speed(args.datasets.split(","), args.variants.split(","), args.timed_epochs)
@@ -399,9 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     path = _report_path(args.part)
     path.write_text(json.dumps(report, indent=1) + "\n", "utf-8")
     print(f"report: {path}")
-    page = speed_markdown(_training_reports())
-    (HERE / "training_speed.md").write_text(page, "utf-8")
-    print(page)
+    _write_page(_training_reports())
     return 0
 
 

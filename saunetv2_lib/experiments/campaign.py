@@ -231,12 +231,12 @@ def load_campaign(name: str = "paper") -> Campaign:
 
 def _check_speed(speed: Mapping[str, Any], where: str) -> None:
     """``speed`` may set only the fields that say how a step is computed, to values they take."""
-    from saunetv2_lib.training import GROUP_NORM_STATISTICS, PRECISIONS, RESUMABLE_CHANGES
+    from saunetv2_lib.training import GROUP_NORM_STATISTICS, PRECISIONS
 
-    not_speed = sorted(set(speed) - (set(RESUMABLE_CHANGES) - {"epochs"}))
+    allowed = {"precision": PRECISIONS, "group_norm_statistics": GROUP_NORM_STATISTICS}
+    not_speed = sorted(set(speed) - set(allowed))
     if not_speed:
         raise ValueError(f"{where} may set only how the step is computed, not {not_speed}.")
-    allowed = {"precision": PRECISIONS, "group_norm_statistics": GROUP_NORM_STATISTICS}
     for key, value in speed.items():
         if value not in allowed[key]:
             raise ValueError(f"{where}: {key} must be one of {list(allowed[key])}, not {value!r}.")
@@ -514,8 +514,9 @@ def run_campaign(
 
     campaign = load_campaign(campaign) if isinstance(campaign, str) else campaign
     runs_root, packed_root = Path(runs_root), Path(packed_root)
-    _check_speed(dict(speed or {}), "speed")
-    speed = {**campaign.speed, **(speed or {})}  # what a session passes wins
+    speed = speed or {}
+    _check_speed(speed, "speed")
+    speed = {**campaign.speed, **speed}  # what a session passes wins
     deadline = time.time() + hours * 3600
     selected = campaign.select(only, shard)
     with training_lock(runs_root):
