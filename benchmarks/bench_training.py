@@ -63,6 +63,14 @@ VARIANTS = {
         {"precision": "mixed_bfloat16", "group_norm_statistics": "two_stage"},
         {"TF_NUM_INTEROP_THREADS": "1"},
     ),
+    # The process's malloc and TensorFlow's kernels, under the default step (two-stage GN):
+    # LD_PRELOAD=tcmalloc is resolved to the installed library (saunetv2 --malloc's choice).
+    "tcmalloc": ({**TODAY, "group_norm_statistics": "two_stage"}, {"LD_PRELOAD": "tcmalloc"}),
+    "eigen": ({**TODAY, "group_norm_statistics": "two_stage"}, {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "tcmalloc_eigen": (
+        {**TODAY, "group_norm_statistics": "two_stage"},
+        {"LD_PRELOAD": "tcmalloc", "TF_ENABLE_ONEDNN_OPTS": "0"},
+    ),
 }
 SETTINGS = {"drive": "drive/paper", "stare": "stare/paper"}  # dataset target: its profile
 
@@ -89,8 +97,11 @@ def _child(spec: dict) -> dict:
     config = load_profile(spec["profile"], **spec["fields"])
     with tempfile.TemporaryDirectory() as folder:
         result = train(config, Path(folder) / "run", verbose=0)
+    from saunetv2_lib.host import memory_allocator
+
     rows = result.history
     return {
+        "allocator": memory_allocator(),
         "epoch_time_s": [row["epoch_time_s"] for row in rows],
         "loss": [row["loss"] for row in rows],
         "val_loss": [row["val_loss"] for row in rows],
@@ -98,6 +109,13 @@ def _child(spec: dict) -> dict:
 
 
 def _spawn(spec: dict, env: dict) -> dict:
+    if env.get("LD_PRELOAD") == "tcmalloc":
+        from saunetv2_lib.host import find_allocator
+
+        library = find_allocator("tcmalloc")
+        if library is None:
+            raise SystemExit("tcmalloc is not installed (Debian: libtcmalloc-minimal4)")
+        env = {**env, "LD_PRELOAD": library}
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO), **env)
     done = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)],
@@ -159,6 +177,7 @@ def speed(datasets: list[str], variants: list[str], timed: int = 2) -> dict:
                     "fields": fields,
                     "env": env,
                     "images_per_epoch": images,
+                    "allocator": measured["allocator"],
                     "epoch_time_s": measured["epoch_time_s"],
                     "s_per_image": statistics.mean(times) / images,
                     "load": max(load_before, _load()),
@@ -241,6 +260,17 @@ def speed_markdown(reports: list[dict]) -> str:
                 " statistics re-estimated before each validation, as the run does).",
                 "",
             ]
+    allocators = [sentence for r in reports if "summary" not in r for sentence in _malloc(r)]
+    if allocators:
+        lines += [
+            "**Allocator and kernels.** On some hosts glibc's malloc hands TensorFlow's large "
+            "buffers back to the kernel after every op and a third of the CPU time goes to page "
+            "faults; `saunetv2 train` and `saunetv2 campaign` re-execute themselves under tcmalloc "
+            "when it is installed (`--malloc auto`). Against the same step in the same report: "
+            + "; ".join(allocators)
+            + ".",
+            "",
+        ]
     for report in (r for r in reports if "summary" in r):
         baseline = report.get("baseline", "today")  # reports before the option compared today
         lines += [
@@ -282,6 +312,30 @@ def speed_markdown(reports: list[dict]) -> str:
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def _malloc(report: dict) -> list[str]:
+    """Sentences comparing each row that changes the malloc or oneDNN with the row it changes."""
+    cpu = report["host"].get("cpu", "this host")
+    rows = report["rows"]
+    sentences = []
+    for row in rows:
+        changed = {"LD_PRELOAD", "TF_ENABLE_ONEDNN_OPTS"} & set(row["env"])
+        if not changed:
+            continue
+        base = next(
+            (r for r in rows if r["dataset"] == row["dataset"] and r["fields"] == row["fields"]
+             and not {"LD_PRELOAD", "TF_ENABLE_ONEDNN_OPTS"} & set(r["env"])),
+            None,
+        )  # fmt: skip
+        if base is not None:
+            ratio = base["s_per_image"] / row["s_per_image"]
+            sentences.append(
+                f"`{row['variant']}` runs at {ratio:.2f}x `{base['variant']}`'s speed on "
+                f"{row['dataset']} ({cpu}, {report['measured'][:10]}; "
+                f"{base['s_per_image']:.2f} -> {row['s_per_image']:.2f} s/image)"
+            )
+    return sentences
 
 
 def _curves_model(target: str | None) -> str:

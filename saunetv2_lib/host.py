@@ -1,5 +1,10 @@
 """The machine and software a result came from: the one place that reads ``/proc/cpuinfo``.
 
+It also tells which malloc the process runs on (:func:`memory_allocator`): on some hosts glibc's
+malloc returns TensorFlow's large buffers to the kernel after every op, and the page faults of
+refilling them made a training step 1.6x slower than under tcmalloc
+(``benchmarks/training_speed.md``).
+
 :func:`host_info` (benchmarks, bundles), :func:`environment_info` (training summaries) and
 :func:`host_description` (a line for a notebook) all start from :func:`cpu_model` and
 :func:`usable_cores`.
@@ -7,6 +12,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib.metadata
 import os
 import platform
@@ -45,6 +51,40 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# malloc replacements a process may have loaded, by the library name they are found under.
+ALLOCATORS = {"tcmalloc": "tcmalloc_minimal", "jemalloc": "jemalloc"}
+
+
+def memory_allocator() -> str:
+    """The malloc this process runs on: ``'tcmalloc'``, ``'jemalloc'`` or ``'system'``.
+
+    Read from the shared libraries mapped into the process (``/proc/self/maps``), so it tells what
+    was really loaded (``LD_PRELOAD``), not what was asked for; ``'system'`` elsewhere.
+    """
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as handle:
+            mapped = handle.read()
+    except OSError:
+        return "system"
+    for name in ALLOCATORS:
+        if f"lib{name}" in mapped:
+            return name
+    return "system"
+
+
+def find_allocator(name: str = "tcmalloc") -> str | None:
+    """The shared library of allocator ``name`` (a key of :data:`ALLOCATORS`), or None.
+
+    Debian ships tcmalloc as ``libtcmalloc-minimal4`` and jemalloc as ``libjemalloc2``.
+    """
+    return ctypes.util.find_library(ALLOCATORS[name])
+
+
+def onednn_enabled() -> bool:
+    """Whether TensorFlow's oneDNN kernels are on (``TF_ENABLE_ONEDNN_OPTS``; on by default)."""
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
+
+
 def _version(distributions: Sequence[str]) -> str | None:
     for name in distributions:
         try:
@@ -71,6 +111,7 @@ def host_info() -> dict[str, Any]:
         "memory_gb": None if memory_gb is None else round(memory_gb, 1),
         "load_average": load,
         "platform": platform.platform(),
+        "allocator": memory_allocator(),
         "python": platform.python_version(),
         "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "versions": {key: _version(names) for key, names in VERSION_PACKAGES},
@@ -82,9 +123,11 @@ def format_host(host: dict[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in host["versions"].items() if v)
     load = host.get("load_average")
     load_text = "" if not load else f", load {'/'.join(str(v) for v in load)}"
+    allocator = host.get("allocator", "system")
+    malloc_text = "" if allocator == "system" else f", malloc {allocator}"
     return (
         f"host: {host['cpu']}, {host['usable_cores']} of {host['cores']} cores, "
-        f"{host['memory_gb']} GB{load_text}; Python {host['python']}, {versions}"
+        f"{host['memory_gb']} GB{load_text}{malloc_text}; Python {host['python']}, {versions}"
     )
 
 
@@ -105,6 +148,7 @@ def environment_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpu_affinity": usable_cores(),
         "platform": platform.platform(),
+        "allocator": memory_allocator(),
         "backend": keras.backend.backend(),
         "versions": {
             "python": platform.python_version(),
@@ -117,6 +161,7 @@ def environment_info() -> dict[str, Any]:
         import tensorflow as tf
 
         info["versions"]["tensorflow"] = tf.__version__
+        info["onednn"] = onednn_enabled()
         info["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
     elif keras.backend.backend() == "jax":
         import jax

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import keras
 import numpy as np
+import pytest
 
 from saunetv2_lib import __version__
 from saunetv2_lib.host import (
     cpu_model,
     environment_info,
+    find_allocator,
     format_host,
     host_description,
     host_info,
+    memory_allocator,
+    onednn_enabled,
     usable_cores,
 )
 
@@ -44,3 +49,25 @@ def test_the_notebook_line_and_the_training_summary_name_the_same_machine():
     assert info["backend"] == keras.backend.backend()
     assert info["versions"]["saunetv2_lib"] == __version__
     assert info["versions"]["keras"] == keras.__version__
+
+
+def test_the_allocator_is_read_from_what_the_process_mapped():
+    assert host_info()["allocator"] == memory_allocator() == environment_info()["allocator"]
+    probe = "from saunetv2_lib.host import memory_allocator; print(memory_allocator())"
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    plain = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert plain.stdout.strip() == "system"
+    library = find_allocator("tcmalloc")
+    if library is None:
+        pytest.skip("libtcmalloc-minimal4 is not installed")
+    env["LD_PRELOAD"] = library
+    loaded = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert loaded.stdout.strip() == "tcmalloc"
+    assert "malloc tcmalloc" in format_host({**host_info(), "allocator": "tcmalloc"})
+
+
+def test_onednn_follows_tensorflows_switch(monkeypatch):
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    assert onednn_enabled()
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert not onednn_enabled()

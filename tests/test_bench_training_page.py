@@ -54,3 +54,35 @@ def test_table_adds_a_new_report_and_keeps_the_earlier_ones(bench, tmp_path):
 
     assert older in first_page and newer not in first_page
     assert both_page.index(older) < both_page.index(newer)
+
+
+def test_a_malloc_row_is_compared_with_the_same_step_on_the_systems_malloc(bench):
+    def row(variant, env, s_per_image):
+        fields = {"precision": "float32", "group_norm_statistics": "two_stage"}
+        return {"dataset": "drive", "variant": variant, "fields": fields, "env": env,
+                "images_per_epoch": 18, "s_per_image": s_per_image, "speedup": 1.0,
+                "speedup_against": "two_stage_gn", "load": 2.0}  # fmt: skip
+
+    report = {
+        "host": {
+            "cpu": "Some CPU",
+            "cores": 2,
+            "usable_cores": 2,
+            "memory_gb": 25.3,
+            "python": "3.11.7",
+            "versions": {},
+        },  # fmt: skip
+        "command": "python benchmarks/bench_training.py speed",
+        "measured": "2026-12-06T20:00+00:00",
+        "rows": [
+            row("two_stage_gn", {}, 3.0),
+            row("tcmalloc", {"LD_PRELOAD": "tcmalloc"}, 2.0),
+            row("inter_op_1", {"TF_NUM_INTEROP_THREADS": "1"}, 2.9),
+        ],
+    }
+    page = bench.speed_markdown([report])
+    assert (
+        "`tcmalloc` runs at 1.50x `two_stage_gn`'s speed on drive (Some CPU, 2026-12-06; "
+        "3.00 -> 2.00 s/image)" in page
+    )
+    assert "`inter_op_1` runs at" not in page

@@ -31,6 +31,51 @@ class CommandError(Exception):
     """An error with a message meant for the user: printed as one line, exit code 2."""
 
 
+MALLOC_CHOICES = ("auto", "tcmalloc", "system")
+_REEXEC_MARK = "SAUNETV2_MALLOC_REEXEC"  # set in the re-executed process: never loop
+
+
+def add_malloc_argument(parser: argparse.ArgumentParser) -> None:
+    """``--malloc``, for the commands that train (their step runs on TensorFlow's allocations)."""
+    parser.add_argument(
+        "--malloc",
+        choices=MALLOC_CHOICES,
+        default="auto",
+        help="the process's malloc. auto (default): tcmalloc when installed (Debian: "
+        "libtcmalloc-minimal4), else the system's; the command re-executes itself with "
+        "LD_PRELOAD. The training segments record which one ran",
+    )
+
+
+def use_malloc(choice: str, argv: list[str] | None) -> None:
+    """Re-execute this command under tcmalloc when ``choice`` asks for it and it is not loaded.
+
+    Only a real command line re-executes (``argv`` None); a call from Python keeps its process.
+    ``'tcmalloc'`` fails when the library is missing; ``'auto'`` then goes on with the system's.
+    """
+    from saunetv2_lib.host import find_allocator, memory_allocator
+
+    if choice == "system" or memory_allocator() == "tcmalloc":
+        return
+    library = find_allocator("tcmalloc")
+    if library is None:
+        if choice == "tcmalloc":
+            raise CommandError(
+                "--malloc tcmalloc: libtcmalloc_minimal is not installed "
+                "(Debian: apt-get install libtcmalloc-minimal4)."
+            )
+        return
+    if argv is not None or os.environ.get(_REEXEC_MARK):
+        if choice == "tcmalloc":
+            print(f"saunetv2: --malloc tcmalloc: {library} was not loaded", file=sys.stderr)
+        return
+    preload = " ".join(filter(None, [library, os.environ.get("LD_PRELOAD")]))
+    env = {**os.environ, "LD_PRELOAD": preload, _REEXEC_MARK: "1"}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, sys.argv[0], *sys.argv[1:]], env)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="saunetv2",
@@ -49,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    try:
+        if getattr(args, "malloc", None):
+            use_malloc(args.malloc, argv)  # before Keras: a re-executed process starts afresh
+    except CommandError as error:
+        print(f"saunetv2 {args.command}: error: {error}", file=sys.stderr)
+        return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from saunetv2_lib.quiet import native_stderr_silenced
 

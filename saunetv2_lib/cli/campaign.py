@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from saunetv2_lib.cli import add_malloc_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -49,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("one_pass", "two_stage"),
         help="run: how group-norm statistics are summed (over a campaign's declared speed)",
     )
+    add_malloc_argument(parser)
     parser.add_argument("--runs", help="working run folders (default: runs/campaign)")
     parser.add_argument("--packed", help="committed resume state (default: campaigns/)")
     parser.set_defaults(func=_campaign)

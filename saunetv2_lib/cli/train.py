@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from saunetv2_lib.cli import add_malloc_argument
+
 DATASETS = ("drive", "stare", "chase")
 PROFILES = ("quick", "full", "paper")
 
@@ -52,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=(0, 1, 2),
         help="1: progress bar, 2: one line per epoch",
     )
+    add_malloc_argument(parser)
     parser.add_argument("--list-profiles", action="store_true", help="list profiles and exit")
     parser.set_defaults(func=_train)
 

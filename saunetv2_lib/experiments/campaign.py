@@ -457,13 +457,15 @@ def supersede_folder(run_dir: Path, runs_root: Path) -> Path:
 
 
 def _segment_machine(config) -> dict[str, Any]:
-    """How a session computed its steps and on what: precision, GN statistics, CPU, versions."""
+    """How a session computed its steps and on what: precision, GN, malloc, oneDNN, CPU, versions."""
     from saunetv2_lib.host import environment_info
 
     info = environment_info()
     return {
         "precision": config.precision,
         "group_norm_statistics": config.group_norm_statistics,
+        "allocator": info["allocator"],
+        "onednn": info.get("onednn"),
         "cpu_model": info["cpu_model"],
         "cpu_count": info["cpu_affinity"] or info["cpu_count"],
         "gpus": info.get("gpus", []),
@@ -545,10 +547,12 @@ def run_campaign(
                 break
             config = spec.config().replace(**speed)
             before = run_state(run_dir) or {}
+            machine = _segment_machine(config)
             log(
                 f"{spec.name}: {'resuming at' if before else 'starting'} epoch "
                 f"{before.get('completed_epochs', 0) + 1}/{config.epochs} "
-                f"({config.precision}, group norm {config.group_norm_statistics})"
+                f"({config.precision}, group norm {config.group_norm_statistics}, "
+                f"malloc {machine['allocator']})"
             )
             run_dir.mkdir(parents=True, exist_ok=True)
             _close_segment(run_dir, KILLED)
@@ -559,7 +563,7 @@ def run_campaign(
                 "epochs": [before.get("completed_epochs", 0), None],
                 "steps": [before.get("optimizer_iterations", 0), None],
                 "wall_time_before_s": float(before.get("wall_time_s", 0.0)),
-                **_segment_machine(config),
+                **machine,
             }
             _write_json(run_dir / SEGMENTS_FILE, [*segments, opened])
             result = train(
