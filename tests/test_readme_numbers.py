@@ -59,3 +59,21 @@ def test_the_readme_states_the_stare_checkpoint_diagnosis_of_the_bundle():
         f"[{100 * images['low']:.2f}, {100 * images['high']:.2f}]",
     ):
         assert text in " ".join(README.split()), text
+
+
+def test_the_readme_states_the_malloc_measurement_of_the_speed_reports():
+    import json
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    rows = [
+        row
+        for path in sorted(results.glob("*_training_speed.json"))
+        for row in json.loads(path.read_text("utf-8"))["rows"]
+        if row["dataset"] == "drive" and row.get("allocator")  # reports that record the malloc
+    ]
+    by_variant = {row["variant"]: row for row in rows}  # the latest report wins
+    assert by_variant["tcmalloc"]["allocator"] == "tcmalloc"
+    assert by_variant["two_stage_gn"]["allocator"] == "system"
+    for variant in ("tcmalloc", "tcmalloc_eigen"):
+        speedup = by_variant["two_stage_gn"]["s_per_image"] / by_variant[variant]["s_per_image"]
+        assert f"({speedup:.2f}x)" in README or f"{speedup:.2f}x faster" in README, variant
