@@ -64,6 +64,11 @@ def use_malloc(choice: str, argv: list[str] | None) -> None:
                 "--malloc tcmalloc: libtcmalloc_minimal is not installed "
                 "(Debian: apt-get install libtcmalloc-minimal4)."
             )
+        print(
+            "saunetv2: tcmalloc is not installed; on some hosts glibc's malloc makes training "
+            "several times slower (Debian: apt-get install libtcmalloc-minimal4)",
+            file=sys.stderr,
+        )
         return
     if argv is not None or os.environ.get(_REEXEC_MARK):
         if choice == "tcmalloc":

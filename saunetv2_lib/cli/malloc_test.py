@@ -28,7 +28,8 @@ def test_asking_for_a_missing_tcmalloc_is_an_error_and_auto_goes_on(monkeypatch,
     monkeypatch.setattr(host, "memory_allocator", lambda: "system")
     with pytest.raises(CommandError, match="libtcmalloc-minimal4"):
         use_malloc("tcmalloc", None)
-    use_malloc("auto", None)  # no library: nothing to do, no exec
+    use_malloc("auto", None)  # no library: a warning, no exec
+    assert "apt-get install libtcmalloc-minimal4" in capsys.readouterr().err
     assert main(["campaign", "status", "--malloc", "tcmalloc"]) == 2
     assert "libtcmalloc-minimal4" in capsys.readouterr().err
 
