@@ -50,9 +50,12 @@ REPO = HERE.parent
 # name: (TrainConfig fields that say how the step is computed, environment for the process)
 # "today" is the step before issue 12: float32, Keras' one-pass group norm, default threads.
 TODAY = {"precision": "float32", "group_norm_statistics": "one_pass"}
+DEFAULT_STEP = {**TODAY, "group_norm_statistics": "two_stage"}  # TrainConfig's step since then
+# Environment variables that change the process's malloc or TensorFlow's kernels, not the step.
+KERNEL_ENV = frozenset({"LD_PRELOAD", "TF_ENABLE_ONEDNN_OPTS"})
 VARIANTS = {
     "today": (TODAY, {}),
-    "two_stage_gn": ({**TODAY, "group_norm_statistics": "two_stage"}, {}),
+    "two_stage_gn": (DEFAULT_STEP, {}),
     "bf16": ({**TODAY, "precision": "mixed_bfloat16"}, {}),
     "bf16_two_stage_gn": (
         {"precision": "mixed_bfloat16", "group_norm_statistics": "two_stage"},
@@ -65,12 +68,9 @@ VARIANTS = {
     ),
     # The process's malloc and TensorFlow's kernels, under the default step (two-stage GN):
     # LD_PRELOAD=tcmalloc is resolved to the installed library (saunetv2 --malloc's choice).
-    "tcmalloc": ({**TODAY, "group_norm_statistics": "two_stage"}, {"LD_PRELOAD": "tcmalloc"}),
-    "eigen": ({**TODAY, "group_norm_statistics": "two_stage"}, {"TF_ENABLE_ONEDNN_OPTS": "0"}),
-    "tcmalloc_eigen": (
-        {**TODAY, "group_norm_statistics": "two_stage"},
-        {"LD_PRELOAD": "tcmalloc", "TF_ENABLE_ONEDNN_OPTS": "0"},
-    ),
+    "tcmalloc": (DEFAULT_STEP, {"LD_PRELOAD": "tcmalloc"}),
+    "eigen": (DEFAULT_STEP, {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "tcmalloc_eigen": (DEFAULT_STEP, {"LD_PRELOAD": "tcmalloc", "TF_ENABLE_ONEDNN_OPTS": "0"}),
 }
 SETTINGS = {"drive": "drive/paper", "stare": "stare/paper"}  # dataset target: its profile
 
@@ -319,13 +319,10 @@ def _malloc(report: dict) -> list[str]:
     cpu = report["host"].get("cpu", "this host")
     rows = report["rows"]
     sentences = []
-    for row in rows:
-        changed = {"LD_PRELOAD", "TF_ENABLE_ONEDNN_OPTS"} & set(row["env"])
-        if not changed:
-            continue
+    for row in (r for r in rows if KERNEL_ENV & set(r["env"])):
         base = next(
             (r for r in rows if r["dataset"] == row["dataset"] and r["fields"] == row["fields"]
-             and not {"LD_PRELOAD", "TF_ENABLE_ONEDNN_OPTS"} & set(r["env"])),
+             and not KERNEL_ENV & set(r["env"])),
             None,
         )  # fmt: skip
         if base is not None:

@@ -71,7 +71,7 @@ def test_a_malloc_row_is_compared_with_the_same_step_on_the_systems_malloc(bench
             "memory_gb": 25.3,
             "python": "3.11.7",
             "versions": {},
-        },  # fmt: skip
+        },
         "command": "python benchmarks/bench_training.py speed",
         "measured": "2026-12-06T20:00+00:00",
         "rows": [
