@@ -11,7 +11,12 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 bash scripts/lint_imports.sh
-.venv/bin/pytest -m "not slow" --durations=15 "$@"
+# Both pytest runs use pytest-xdist: one worker per core (SAUNETV2_TEST_WORKERS overrides; 0 runs
+# in this process). Much of a test's time is single-threaded (tracing, subprocesses, Python), so a
+# second worker fills the other core. loadscope keeps a module's tests, and a notebook's cells, on
+# one worker, in order.
+workers="${SAUNETV2_TEST_WORKERS:-auto}"
+.venv/bin/pytest -n "$workers" --dist loadscope -m "not slow" --durations=15 "$@"
 # Re-executed notebooks write their figures here, never over the committed figures/.
 export SAUNETV2_FIGURES_DIR="$PWD/build/nbval/figures"
-.venv/bin/pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks/
+.venv/bin/pytest -n "$workers" --dist loadscope --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks/

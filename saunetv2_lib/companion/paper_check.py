@@ -468,7 +468,7 @@ def _trained_rows(
                     ours = entry["mean"]
                     tolerance = high - ours if entry["paper"] >= ours else ours - low
                     basis = (
-                        f"paper inside our 95 % seed interval [{entry['seed_low']:.2f}, "
+                        f"our 95 % seed interval [{entry['seed_low']:.2f}, "
                         f"{entry['seed_high']:.2f}] widened by the {steps}-step budget gap "
                         f"({shift:+.2f} pp against {gap['against_steps']:,} steps)"
                     )
