@@ -98,6 +98,11 @@ class SegmentationDataset(keras.utils.PyDataset):
         shuffle: shuffle the sample order every epoch (seeded by ``(seed, epoch)``).
         seed: integer seed of all randomness.
         drop_remainder: drop the last, smaller batch.
+        micro_batches: split every batch into this many consecutive micro-batches of nearly equal
+            size (``numpy.array_split``), yielded one after another, for an optimizer that
+            accumulates ``micro_batches`` gradients per step (``gradient_accumulation_steps``):
+            each step then sees exactly the images of the undivided batch. ``len`` counts
+            micro-batches. Every batch, the last one included, must hold at least this many items.
         workers, use_multiprocessing, max_queue_size: ``keras.utils.PyDataset`` options.
     """
 
@@ -115,6 +120,7 @@ class SegmentationDataset(keras.utils.PyDataset):
         shuffle: bool = True,
         seed: int = 0,
         drop_remainder: bool = False,
+        micro_batches: int = 1,
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
@@ -146,8 +152,8 @@ class SegmentationDataset(keras.utils.PyDataset):
             raise ValueError("SegmentationDataset needs at least one sample.")
         if anchor not in ANCHORS:
             raise ValueError(f"anchor must be one of {ANCHORS}, got {anchor!r}.")
-        if int(batch_size) < 1 or int(patches_per_image) < 1:
-            raise ValueError("batch_size and patches_per_image must be >= 1.")
+        if int(batch_size) < 1 or int(patches_per_image) < 1 or int(micro_batches) < 1:
+            raise ValueError("batch_size, patches_per_image and micro_batches must be >= 1.")
         self.names = [name for name, *_ in entries]
         validated = [_validated(i, *entry) for i, entry in enumerate(entries)]
         self.images = [v[0] for v in validated]
@@ -161,6 +167,7 @@ class SegmentationDataset(keras.utils.PyDataset):
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.drop_remainder = bool(drop_remainder)
+        self.micro_batches = int(micro_batches)
         self.epoch = 0
         largest = max(max(image.shape[:2]) for image in self.images)
         largest_shape = max((image.shape for image in self.images), key=lambda s: max(s[:2]))
@@ -187,6 +194,14 @@ class SegmentationDataset(keras.utils.PyDataset):
                 f"No full batch: {self.num_items} items with batch_size {self.batch_size} and "
                 "drop_remainder=True."
             )
+        last = self.num_items - (self.batches_per_epoch - 1) * self.batch_size
+        if min(self.batch_size, last) < self.micro_batches:
+            raise ValueError(
+                f"Cannot split a batch of {min(self.batch_size, last)} item(s) into "
+                f"{self.micro_batches} micro-batches ({self.num_items} items per epoch, "
+                f"batch_size {self.batch_size}): choose batch sizes that leave every batch at "
+                "least micro_batches items, or drop_remainder=True."
+            )
 
     # --- indexing ---------------------------------------------------------------------------
 
@@ -195,10 +210,15 @@ class SegmentationDataset(keras.utils.PyDataset):
         """Images (whole-image mode) or patches (patch mode) per epoch."""
         return len(self.images) * self.patches_per_image
 
-    def __len__(self) -> int:
+    @property
+    def batches_per_epoch(self) -> int:
+        """Whole (undivided) batches per epoch: optimizer steps when micro-batches accumulate."""
         if self.drop_remainder:
             return self.num_items // self.batch_size
         return math.ceil(self.num_items / self.batch_size)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch * self.micro_batches
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order and augmentations the next batches use."""
@@ -227,7 +247,10 @@ class SegmentationDataset(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"Batch index {index} out of range for {len(self)} batches.")
         epoch = self.epoch
-        items = self.epoch_order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        batch, part = divmod(index, self.micro_batches)
+        items = self.epoch_order(epoch)[batch * self.batch_size : (batch + 1) * self.batch_size]
+        if self.micro_batches > 1:
+            items = np.array_split(items, self.micro_batches)[part]
         side = self.side
         images = np.zeros((len(items), side, side, 3), dtype=np.float32)
         labels = np.zeros((len(items), side, side, 1), dtype=np.float32)
@@ -375,12 +398,14 @@ def training_data(
     augment_flips: bool = True,
     patch_size: int | None = None,
     epoch_repeats: int = 1,
+    micro_batches: int = 1,
 ) -> TrainingData:
     """The split, the training batches and the validation arrays of one run.
 
     Each source image appears ``epoch_repeats`` times per epoch, every copy with its own
     augmentation draw; ``epoch`` selects the random stream, so a resumed run sees the batches it
-    would have seen.
+    would have seen. ``micro_batches`` splits each batch for gradient accumulation
+    (:class:`SegmentationDataset`).
     """
     from saunetv2_lib.data.augment import paper_augment
 
@@ -396,6 +421,7 @@ def training_data(
         patch_size=patch_size,
         shuffle=True,
         seed=seed,
+        micro_batches=micro_batches,
     )
     batches.set_epoch(epoch)
     x_val, y_val = validation_arrays(val_samples, side, anchor, patch_size)

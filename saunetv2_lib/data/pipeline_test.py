@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import subprocess
@@ -55,6 +56,32 @@ def test_batch_shapes_dtypes_and_length():
     assert len(dropped) == 2
     with pytest.raises(IndexError):
         dataset[3]
+
+
+def test_micro_batches_split_each_batch_into_consecutive_parts_with_the_same_pixels():
+    """7 items, batches of 4 (4 + 3), each split in 2: micro-batches 2+2 and 2+1, epoch after
+    epoch and with augmentation, together exactly the undivided batches."""
+    flips = functools.partial(aug.paper_augment, flips="drive")
+    options = dict(batch_size=4, side=24, seed=3, augment=flips)
+    whole = SegmentationDataset(_samples(7), **options)
+    split = SegmentationDataset(_samples(7), micro_batches=2, **options)
+    assert (len(whole), len(split), split.batches_per_epoch) == (2, 4, 2)
+    for epoch in (0, 1):
+        whole.set_epoch(epoch)
+        split.set_epoch(epoch)
+        parts = _epoch(split)
+        assert [len(images) for images, _ in parts] == [2, 2, 2, 1]
+        for index, (images, labels) in enumerate(_epoch(whole)):
+            first, second = parts[2 * index], parts[2 * index + 1]
+            np.testing.assert_array_equal(images, np.concatenate([first[0], second[0]]))
+            np.testing.assert_array_equal(labels, np.concatenate([first[1], second[1]]))
+    # A last batch of 1 item cannot be split in 2; dropping it can.
+    with pytest.raises(ValueError, match="Cannot split a batch of 1 item"):
+        SegmentationDataset(_samples(5), batch_size=4, side=24, micro_batches=2)
+    assert len(SegmentationDataset(_samples(5), batch_size=4, side=24, micro_batches=2,
+                                   drop_remainder=True)) == 2  # fmt: skip
+    with pytest.raises(ValueError, match="micro_batches must be >= 1"):
+        SegmentationDataset(_samples(5), batch_size=4, side=24, micro_batches=0)
 
 
 def _assert_top_left(images: np.ndarray, samples) -> None:

@@ -57,7 +57,8 @@ def build_model(config: TrainConfig) -> keras.Model:
     Input side: ``patch_size`` when training on patches, else ``side``. The model is built under
     ``config.precision``'s dtype policy (the global policy is restored afterwards) and, with
     ``group_norm_statistics="two_stage"``, its group norms sum their statistics in two stages.
-    Compiled with ``Adam(lr, epsilon=adam_epsilon)``, :class:`saunetv2_lib.losses.BceMccLoss`
+    Compiled with ``Adam(lr, epsilon=adam_epsilon)`` (accumulating ``micro_batches`` gradients
+    per step when > 1), :class:`saunetv2_lib.losses.BceMccLoss`
     and binary accuracy at 0.5 named ``accuracy`` (so the logs have ``val_accuracy``, as in the
     paper).
     """
@@ -74,8 +75,13 @@ def build_model(config: TrainConfig) -> keras.Model:
         keras.config.set_dtype_policy(previous)
     if config.group_norm_statistics == "two_stage":
         use_two_stage_group_norm(model)
+    accumulate = config.micro_batches if config.micro_batches > 1 else None
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_epsilon),
+        optimizer=keras.optimizers.Adam(
+            learning_rate=config.lr,
+            epsilon=config.adam_epsilon,
+            gradient_accumulation_steps=accumulate,
+        ),
         loss=BceMccLoss(bce_weight=config.bce_weight, mcc_weight=config.mcc_weight),
         metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.5)],
     )
@@ -321,7 +327,7 @@ def train(
     model.fit(
         data.batches,
         validation_data=(data.x_val, data.y_val),
-        validation_batch_size=config.batch_size,
+        validation_batch_size=config.micro_batch_size,
         epochs=config.epochs,
         initial_epoch=initial_epoch,
         shuffle=False,  # the dataset shuffles, seeded by (seed, epoch)
@@ -361,8 +367,9 @@ def training_source_images(config: TrainConfig) -> np.ndarray:
 
 
 def _precise_batch_norm(config: TrainConfig) -> PreciseBatchNorm:
-    """The callback of ``batch_norm_statistics="precise"``, in batches of the run's size."""
-    return PreciseBatchNorm(training_source_images(config), config.batch_size)
+    """The callback of ``batch_norm_statistics="precise"``, in the run's training forward
+    passes (micro-batches when they accumulate)."""
+    return PreciseBatchNorm(training_source_images(config), config.micro_batch_size)
 
 
 def run_result(out_dir: Path | str) -> TrainResult:

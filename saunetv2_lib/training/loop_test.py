@@ -192,6 +192,33 @@ def test_quick_training_learns_synthetic_vessels(tmp_path):
     assert chance["f1"] < 0.2
 
 
+def test_micro_batches_accumulate_into_the_steps_of_the_undivided_batch(tmp_path):
+    """Batches of 2 as 2 micro-batches of 1: the same optimizer steps and, for a model whose
+    normalisation is per image (group norm, no DropBlock) and a per-pixel loss (BCE), the same
+    weights as undivided batches up to float rounding."""
+    from saunetv2_lib.data.synthetic import write_synthetic_drive
+
+    root = write_synthetic_drive(tmp_path / "data", n_train=6, n_test=0, size=(32, 32), seed=4)
+    trained = {}
+    for micro in (1, 2):
+        config = _tiny_config(
+            root, side=32, epochs=1, micro_batches=micro, bce_weight=1.0, mcc_weight=0.0,
+            model_kwargs={"dropblock_rate": 0.0}, restore_best_weights=False,
+        )  # fmt: skip
+        result = training.train(config, tmp_path / f"micro{micro}", verbose=0)
+        summary = json.loads((result.out_dir / "summary.json").read_text())
+        trained[micro] = (result.model, summary["optimizer_iterations"])
+    (whole, whole_steps), (split, split_steps) = trained[1], trained[2]
+    assert whole_steps == split_steps == 8  # 4 training sources x 4 repeats / batch 2
+    assert split.optimizer.gradient_accumulation_steps == 2
+    assert whole.optimizer.gradient_accumulation_steps is None
+    for a, b in zip(whole.get_weights(), split.get_weights(), strict=True):
+        # Adam moves a weight by about lr (1e-3) a step: agree to 2 % of one step.
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=0)
+    with pytest.raises(ValueError, match="multiple of micro_batches"):
+        TrainConfig(batch_size=8, micro_batches=3)
+
+
 # ------------------------------------------------------------------------------------------
 # CLI
 
