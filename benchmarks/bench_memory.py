@@ -35,7 +35,7 @@ from saunetv2_lib.experiments.campaign import load_campaign
 from saunetv2_lib.training import build_model
 
 campaign, run, micro = sys.argv[1], sys.argv[2], int(sys.argv[3])
-spec = next(s for s in load_campaign(campaign).runs if s.name == run)
+spec = load_campaign(campaign).run(run)
 config = spec.config().replace(micro_batches=micro)
 model = build_model(config)
 size = config.micro_batch_size
