@@ -135,7 +135,10 @@ def _load() -> float:
 
 def _training_reports() -> list[dict]:
     """Every speed and curves report in ``benchmarks/results/``, oldest first (UTC-stamped names)."""
-    paths = sorted(RESULTS.glob("*_training_*.json"))
+    # bench_memory.py's ``*_training_memory.json`` shares the prefix but not the format.
+    paths = sorted(
+        path for part in ("speed", "curves") for path in RESULTS.glob(f"*_training_{part}*.json")
+    )
     return [json.loads(path.read_text("utf-8")) for path in paths]
 
 

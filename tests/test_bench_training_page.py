@@ -38,6 +38,18 @@ def test_committed_page_tabulates_every_committed_report():
     assert page == module.speed_markdown(module._training_reports())
 
 
+def test_page_reads_speed_and_curves_reports_only(bench, tmp_path):
+    results = tmp_path / "results"
+    for name in ("20261201T0000Z_training_speed", "20261201T0001Z_training_curves"):
+        (results / f"{name}.json").write_text(json.dumps({"name": name}), "utf-8")
+    # bench_memory.py writes beside them under the same prefix, in another format.
+    (results / "20261201T0002Z_training_memory.json").write_text("{}", "utf-8")
+    assert [r["name"] for r in bench._training_reports()] == [
+        "20261201T0000Z_training_speed",
+        "20261201T0001Z_training_curves",
+    ]
+
+
 def test_table_adds_a_new_report_and_keeps_the_earlier_ones(bench, tmp_path):
     speed = sorted((BENCHMARKS / "results").glob("*_training_speed*.json"))
     assert len(speed) >= 2, "needs two committed speed reports"

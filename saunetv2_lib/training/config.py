@@ -22,9 +22,10 @@ MONITORS = ("loss", "accuracy", "val_loss", "val_accuracy")
 PRECISIONS = ("float32", "mixed_bfloat16")
 GROUP_NORM_STATISTICS = ("one_pass", "two_stage")
 BATCH_NORM_STATISTICS = ("moving", "precise")
-# How the step is computed, not what it computes: these may change when a run resumes (e.g. a
-# faster default adopted mid-campaign); every other field must match the saved configuration.
-RESUMABLE_CHANGES = ("epochs", "precision", "group_norm_statistics")
+# How the step is computed, not what it computes, and the free-text notes: these may change when a
+# run resumes (e.g. a faster default adopted mid-campaign, or a campaign's notes updated with a
+# measured cost); every other field must match the saved configuration.
+RESUMABLE_CHANGES = ("epochs", "precision", "group_norm_statistics", "notes")
 
 
 @dataclass

@@ -270,15 +270,22 @@ def test_mixed_bfloat16_build_keeps_float32_where_it_matters_and_ships_float32(t
 
 
 @pytest.mark.slow
-def test_a_run_may_resume_with_another_step_implementation_but_not_other_maths(tmp_path):
+def test_a_run_may_resume_with_another_step_implementation_or_notes_but_not_other_maths(tmp_path):
     from saunetv2_lib.data.synthetic import write_synthetic_drive
 
     root = write_synthetic_drive(tmp_path / "data", n_train=6, n_test=0, size=(64, 64), seed=3)
     config = _tiny_config(root, epochs=1, epoch_repeats=1, group_norm_statistics="one_pass")
     training.train(config, tmp_path / "run", verbose=0)
-    faster = config.replace(epochs=2, precision="mixed_bfloat16", group_norm_statistics="two_stage")
+    faster = config.replace(
+        epochs=2,
+        precision="mixed_bfloat16",
+        group_norm_statistics="two_stage",
+        notes="the campaign's notes, updated with a measured cost",
+    )
     result = training.train(faster, tmp_path / "run", resume=True, verbose=0)
     assert result.epochs_run == 2
+    saved = json.loads((tmp_path / "run" / "config.json").read_text("utf-8"))
+    assert saved["notes"] == faster.notes and saved["precision"] == "mixed_bfloat16"
     with pytest.raises(ValueError, match=r"\['lr'\]"):
         training.train(faster.replace(lr=0.01, epochs=3), tmp_path / "run", resume=True)
 
