@@ -10,8 +10,10 @@ become. Three folders hold a campaign's state:
   (ignored by git). :func:`run_campaign` trains the unfinished runs in order, resuming each
   from its last completed epoch, and pauses at an epoch boundary before a deadline.
 * ``campaigns/<campaign>/<run>/``: the committed resume state of unfinished runs (configuration,
-  history, weights with optimizer state, the callbacks' counters, best checkpoint; a few MB),
-  written by :func:`pack_campaign` and copied back into an empty run folder on a fresh clone.
+  history, weights with optimizer state, the callbacks' counters, best checkpoint), written by
+  :func:`pack_campaign` and copied back into an empty run folder on a fresh clone. Slim: weights
+  that equal the resume model's are stored once, the best checkpoint without optimizer state,
+  and a file over :data:`PART_BYTES` in parts (``packed.json`` says how to put them back).
 * ``saunetv2_lib/results/campaign_<campaign>.json``: the committed bundle every notebook can
   read: per run the history, the training segments (machine, precision, wall time), the scored
   milestone checkpoints and, once finished, the metrics under every protocol.
@@ -58,6 +60,10 @@ KILLED = "killed: closed when the next session started"
 DONE = ("finished", "stopped early")  # the statuses of a run that trains no more
 # What a fresh machine needs to continue a run (resume/ holds the files state.json names).
 PACKED_FILES = ("config.json", "history.csv", "best.keras", SEGMENTS_FILE, MILESTONES_FILE)
+PACK_MANIFEST = "packed.json"
+PACK_FORMAT = "saunetv2-packed-run/2"
+# Git hosts warn at 50 MB a file and refuse 100 MB; a U-Net resume model is 104 MB.
+PART_BYTES = 45 * 2**20
 
 
 @dataclass(frozen=True)
@@ -443,7 +449,56 @@ def restore_packed(spec: RunSpec, campaign: str, runs_root: Path, packed_root: P
     config = json.loads((run_dir / "config.json").read_text("utf-8"))
     config["data_root"] = spec.config().data_root or str(data_root().resolve())
     (run_dir / "config.json").write_text(json.dumps(config, indent=2), "utf-8")
+    try:
+        _unpack_run(spec, run_dir)
+    except Exception:
+        shutil.rmtree(run_dir)  # never leave a half-restored run that would resume wrongly
+        raise
     return True
+
+
+def _unpack_run(spec: RunSpec, run_dir: Path) -> None:
+    """Rebuild the files a slim pack (:func:`_pack_run`) left out, in a restored ``run_dir``.
+
+    Joins the parts of split files (checking their SHA-256) and writes the files whose weights
+    equal another's: EarlyStopping's ``.npz`` and ``best.keras`` (without optimizer state). A
+    pack without ``packed.json`` (format 1) is complete as it is.
+    """
+    import numpy as np
+
+    manifest_path = run_dir / PACK_MANIFEST
+    manifest = _read_json(manifest_path)
+    if manifest is None:
+        return
+    if manifest.get("format") != PACK_FORMAT:
+        raise ValueError(f"{manifest_path}: unknown format {manifest.get('format')!r}")
+    for name, record in manifest["split"].items():
+        target = run_dir / name
+        partial = target.with_name(target.name + ".joining")
+        with open(partial, "wb") as joined:
+            for part in record["parts"]:
+                if not (target.parent / part).is_file():
+                    raise FileNotFoundError(f"Packed run {run_dir}: {part} of {name} is missing.")
+                joined.write((target.parent / part).read_bytes())
+        if _sha256(partial) != record["sha256"]:
+            partial.unlink()
+            raise ValueError(
+                f"Packed run {run_dir}: the parts of {name} do not join into the packed file "
+                f"(SHA-256 differs; {record['bytes']} bytes expected). Check out the packed "
+                "copy again."
+            )
+        os.replace(partial, target)
+        for part in record["parts"]:
+            (target.parent / part).unlink()
+    config = _saved_config(spec, run_dir)
+    for name, source in manifest["weights_of"].items():
+        model = _float32_model(config, run_dir / source)
+        if name.endswith(".npz"):  # ResumeState's format: w0, w1, ... in model order
+            arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+            np.savez(run_dir / name, **arrays)
+        else:
+            model.save(run_dir / name)
+    manifest_path.unlink()
 
 
 def supersede_folder(run_dir: Path, runs_root: Path) -> Path:
@@ -842,24 +897,94 @@ def bundle_path(campaign: str) -> Path:
     return RESULTS_DIR / f"campaign_{campaign}.json"
 
 
-def _pack_run(run_dir: Path, destination: Path) -> list[str]:
-    """Copy the files a fresh machine needs to continue ``run_dir`` into ``destination``."""
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _same_arrays(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    import numpy as np
+
+    return len(a) == len(b) and all(
+        x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b, strict=True)
+    )
+
+
+def _npz_arrays(path: Path) -> list[Any]:
+    """The arrays of an ``early_stopping_best_eNNNN.npz`` (``w0``, ``w1``, ... in model order)."""
+    import numpy as np
+
+    with np.load(path) as stored:
+        return [stored[f"w{i}"] for i in range(len(stored.files))]
+
+
+def _split_file(path: Path, part_bytes: int) -> dict[str, Any]:
+    """Cut ``path`` into ``<name>.part000``, ... of at most ``part_bytes``; returns the record."""
+    record = {"bytes": path.stat().st_size, "sha256": _sha256(path), "parts": []}
+    with open(path, "rb") as handle:
+        for index, block in enumerate(iter(lambda: handle.read(part_bytes), b"")):
+            part = path.with_name(f"{path.name}.part{index:03d}")
+            part.write_bytes(block)
+            record["parts"].append(part.name)
+    path.unlink()
+    return record
+
+
+def _pack_run(spec: RunSpec, run_dir: Path, destination: Path) -> list[str]:
+    """Copy what a fresh machine needs to continue ``run_dir`` into ``destination``, slim.
+
+    ``best.keras`` is stored without optimizer state (only its weights are ever read once a
+    run is packed), and not at all when its weights equal the resume model's (the best epoch is
+    the latest one); EarlyStopping's best weights likewise. Files over :data:`PART_BYTES` are
+    stored in parts with their SHA-256. ``packed.json`` records both; :func:`restore_packed`
+    rebuilds the files. Returns the run-folder files a restore gives back.
+    """
     state = run_state(run_dir)
     staging = destination.with_name(destination.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "resume").mkdir(parents=True)
     copied = []
     for name in PACKED_FILES:
-        if (run_dir / name).is_file():
+        if name != "best.keras" and (run_dir / name).is_file():
             shutil.copy2(run_dir / name, staging / name)
             copied.append(name)
+    derived: dict[str, str] = {}
+    config = _saved_config(spec, run_dir)
+    resume_weights = None
     if state is not None:
-        wanted = [state.get("model_file"), state.get("early_stopping", {}).get("weights_file")]
-        for name in filter(None, wanted):
-            shutil.copy2(run_dir / "resume" / name, staging / "resume" / name)
-            copied.append(f"resume/{name}")
+        model_name = f"resume/{state['model_file']}"
+        shutil.copy2(run_dir / model_name, staging / model_name)
+        copied.append(model_name)
+        resume_weights = _float32_model(config, run_dir / model_name).get_weights()
+        es_file = state.get("early_stopping", {}).get("weights_file")
+        if es_file:
+            es_name = f"resume/{es_file}"
+            if _same_arrays(_npz_arrays(run_dir / es_name), resume_weights):
+                derived[es_name] = model_name
+            else:
+                shutil.copy2(run_dir / es_name, staging / es_name)
+            copied.append(es_name)
         shutil.copy2(run_dir / "resume" / "state.json", staging / "resume" / "state.json")
         copied.append("resume/state.json")
+    if (run_dir / "best.keras").is_file():
+        best = _float32_model(config, run_dir / "best.keras")
+        if resume_weights is not None and _same_arrays(best.get_weights(), resume_weights):
+            derived["best.keras"] = model_name
+        else:
+            best.save(staging / "best.keras")  # uncompiled: no optimizer state
+        copied.append("best.keras")
+    split = {
+        path.relative_to(staging).as_posix(): _split_file(path, PART_BYTES)
+        for path in sorted(staging.rglob("*"))
+        if path.is_file() and path.stat().st_size > PART_BYTES
+    }
+    manifest = {"format": PACK_FORMAT, "weights_of": derived, "split": split}
+    _write_json(staging / PACK_MANIFEST, manifest)
     # Replace the previous copy in one step, so an interrupted pack leaves the old one intact.
     old = destination.with_name(destination.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -932,7 +1057,7 @@ def pack_campaign(
             shutil.rmtree(packed, ignore_errors=True)
         else:
             packed.parent.mkdir(parents=True, exist_ok=True)
-            entry["packed"] = _pack_run(run_dir, packed)
+            entry["packed"] = _pack_run(spec, run_dir, packed)
         runs[spec.name] = entry
     from saunetv2_lib.host import host_info
 

@@ -86,9 +86,65 @@ def test_selection_by_name_and_shards_cover_every_run_once(tmp_path):
         campaigns.load_campaign("no-such-campaign")
 
 
+def _check_slim_pack(spec: RunSpec, run_dir: Path, packed: Path, tmp_path: Path) -> None:
+    """After one epoch, the best checkpoint and EarlyStopping's best are the resume model's
+    weights: packed once, split into parts, and rebuilt exactly by a restore."""
+    import numpy as np
+
+    folder = packed / "test" / "tiny"
+    state = campaigns.run_state(run_dir)
+    model_file, es_file = (
+        f"resume/{state['model_file']}",
+        f"resume/{state['early_stopping']['weights_file']}",
+    )
+    manifest = json.loads((folder / campaigns.PACK_MANIFEST).read_text())
+    assert manifest["weights_of"] == {"best.keras": model_file, es_file: model_file}
+    assert list(manifest["split"]) == [model_file]
+    record = manifest["split"][model_file]
+    assert record["bytes"] == (run_dir / model_file).stat().st_size > campaigns.PART_BYTES
+    assert len(record["parts"]) == -(-record["bytes"] // campaigns.PART_BYTES)
+    assert not (folder / "best.keras").exists() and not (folder / es_file).exists()
+    assert max(p.stat().st_size for p in folder.rglob("*")) <= campaigns.PART_BYTES
+
+    restored = tmp_path / "restored"
+    assert campaigns.restore_packed(spec, "test", restored, packed)
+    again = restored / "tiny"
+    assert (again / model_file).read_bytes() == (run_dir / model_file).read_bytes()
+    restored_files = {p.relative_to(again).as_posix() for p in again.rglob("*") if p.is_file()}
+    assert restored_files == {
+        *campaigns.PACKED_FILES,
+        "resume/state.json",
+        model_file,
+        es_file,
+    }
+    config = campaigns._saved_config(spec, run_dir)
+    best = campaigns._float32_model(config, run_dir / "best.keras").get_weights()
+    for got, want in zip(
+        campaigns._float32_model(config, again / "best.keras").get_weights(), best, strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(
+        campaigns._npz_arrays(again / es_file),
+        campaigns._npz_arrays(run_dir / es_file),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(got, want)
+
+    # A corrupt part is named, and no half-restored run is left to resume from.
+    broken = tmp_path / "broken"
+    shutil.copytree(packed, broken)
+    part = broken / "test" / "tiny" / "resume" / record["parts"][-1]
+    part.write_bytes(part.read_bytes()[:-1] + b"x")
+    with pytest.raises(ValueError, match=r"parts of resume/model_e0001.keras .*SHA-256"):
+        campaigns.restore_packed(spec, "test", tmp_path / "restored_broken", broken)
+    assert not (tmp_path / "restored_broken" / "tiny").exists()
+
+
 def test_run_pauses_at_the_deadline_packs_restores_on_a_fresh_machine_and_finishes(
-    tmp_path, synthetic_root
+    tmp_path, synthetic_root, monkeypatch
 ):
+    # Parts small enough that the tiny model's resume file is split, as a U-Net's is at 45 MB.
+    monkeypatch.setattr(campaigns, "PART_BYTES", 100_000)
     spec = _tiny_spec(synthetic_root)
     campaign = Campaign("test", (spec,))
     runs, packed = tmp_path / "runs", tmp_path / "packed"
@@ -112,11 +168,10 @@ def test_run_pauses_at_the_deadline_packs_restores_on_a_fresh_machine_and_finish
     entry = payload["runs"]["tiny"]
     assert "resume/state.json" in entry["packed"] and "best.keras" in entry["packed"]
     assert len(entry["segments"]) == 1 and entry["segments"][0]["epochs"] == [0, 1]
-    packed_state = json.loads((packed / "test" / "tiny" / "resume" / "state.json").read_text())
-    assert (packed / "test" / "tiny" / "resume" / packed_state["model_file"]).is_file()
     assert (
         campaigns.campaign_status(campaign, tmp_path / "elsewhere", packed)[0]["epochs_done"] == 1
     )
+    _check_slim_pack(spec, runs / "tiny", packed, tmp_path)
 
     # A fresh machine: no run folder, only the packed copy.
     shutil.rmtree(runs)
