@@ -464,6 +464,8 @@ def _unpack_run(spec: RunSpec, run_dir: Path) -> None:
     equal another's: EarlyStopping's ``.npz`` and ``best.keras`` (without optimizer state). A
     pack without ``packed.json`` (format 1) is complete as it is.
     """
+    import hashlib
+
     import numpy as np
 
     manifest_path = run_dir / PACK_MANIFEST
@@ -475,12 +477,15 @@ def _unpack_run(spec: RunSpec, run_dir: Path) -> None:
     for name, record in manifest["split"].items():
         target = run_dir / name
         partial = target.with_name(target.name + ".joining")
+        digest = hashlib.sha256()
         with open(partial, "wb") as joined:
             for part in record["parts"]:
                 if not (target.parent / part).is_file():
                     raise FileNotFoundError(f"Packed run {run_dir}: {part} of {name} is missing.")
-                joined.write((target.parent / part).read_bytes())
-        if _sha256(partial) != record["sha256"]:
+                block = (target.parent / part).read_bytes()
+                digest.update(block)
+                joined.write(block)
+        if digest.hexdigest() != record["sha256"]:
             partial.unlink()
             raise ValueError(
                 f"Packed run {run_dir}: the parts of {name} do not join into the packed file "
@@ -491,8 +496,11 @@ def _unpack_run(spec: RunSpec, run_dir: Path) -> None:
         for part in record["parts"]:
             (target.parent / part).unlink()
     config = _saved_config(spec, run_dir)
+    models: dict[str, Any] = {}  # one build per source: best and EarlyStopping share the model's
     for name, source in manifest["weights_of"].items():
-        model = _float32_model(config, run_dir / source)
+        if source not in models:
+            models[source] = _float32_model(config, run_dir / source)
+        model = models[source]
         if name.endswith(".npz"):  # ResumeState's format: w0, w1, ... in model order
             arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
             np.savez(run_dir / name, **arrays)
@@ -897,22 +905,10 @@ def bundle_path(campaign: str) -> Path:
     return RESULTS_DIR / f"campaign_{campaign}.json"
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _same_arrays(a: Sequence[Any], b: Sequence[Any]) -> bool:
     import numpy as np
 
-    return len(a) == len(b) and all(
-        x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b, strict=True)
-    )
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def _npz_arrays(path: Path) -> list[Any]:
@@ -925,12 +921,16 @@ def _npz_arrays(path: Path) -> list[Any]:
 
 def _split_file(path: Path, part_bytes: int) -> dict[str, Any]:
     """Cut ``path`` into ``<name>.part000``, ... of at most ``part_bytes``; returns the record."""
-    record = {"bytes": path.stat().st_size, "sha256": _sha256(path), "parts": []}
+    import hashlib
+
+    digest, parts = hashlib.sha256(), []
     with open(path, "rb") as handle:
         for index, block in enumerate(iter(lambda: handle.read(part_bytes), b"")):
+            digest.update(block)
             part = path.with_name(f"{path.name}.part{index:03d}")
             part.write_bytes(block)
-            record["parts"].append(part.name)
+            parts.append(part.name)
+    record = {"bytes": path.stat().st_size, "sha256": digest.hexdigest(), "parts": parts}
     path.unlink()
     return record
 
