@@ -381,6 +381,29 @@ def campaign_status(
     return rows
 
 
+def seed_pace(
+    spec: RunSpec,
+    campaign: Campaign,
+    runs_root: Path | str = RUNS_ROOT,
+    packed_root: Path | str = PACKED_ROOT,
+    bundle: Path | str | None = None,
+) -> tuple[float | None, str | None]:
+    """Seconds per epoch measured on the other seeds of ``spec``'s configuration, for a run that
+    has not timed an epoch of its own: ``(slowest pace, that seed's name)``, ``(None, None)``
+    when no other seed has run. Read as :func:`campaign_status` reads them (folder, packed copy,
+    bundle), so a finished seed's pace counts on a fresh clone too.
+    """
+    configuration = spec.configuration or spec.name
+    seeds = tuple(
+        other
+        for other in campaign.runs
+        if other.name != spec.name and (other.configuration or other.name) == configuration
+    )
+    rows = campaign_status(Campaign(campaign.name, seeds), runs_root, packed_root, bundle)
+    paced = [(row["epoch_s"], row["run"]) for row in rows if row.get("epoch_s")]
+    return max(paced) if paced else (None, None)
+
+
 # --------------------------------------------------------------------------------------------
 # Running
 
@@ -605,8 +628,13 @@ def run_campaign(
             if status["status"] in DONE:
                 log(f"{spec.name}: {status['status']} after {status['epochs_done']} epochs")
                 continue
-            if status["epoch_s"] and time.time() + 1.2 * status["epoch_s"] > deadline:
-                log(f"{spec.name}: no time left for an epoch ({status['epoch_s']:.0f} s); stop")
+            epoch_s, paced_by = status["epoch_s"], spec.name
+            if epoch_s is None:  # a fresh run's first epoch would otherwise overrun the deadline
+                epoch_s, paced_by = seed_pace(spec, campaign, runs_root, packed_root, bundle)
+            if epoch_s and time.time() + 1.2 * epoch_s > deadline:
+                log(
+                    f"{spec.name}: no time left for an epoch ({epoch_s:.0f} s, {paced_by}'s pace); stop"
+                )
                 break
             config = spec.config().replace(**speed)
             before = run_state(run_dir) or {}

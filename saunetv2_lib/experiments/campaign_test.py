@@ -302,6 +302,36 @@ def test_the_queue_goes_on_with_the_next_campaign_only_once_one_is_done(tmp_path
     assert campaigns.campaign_names()[:3] == ["paper", "ablation", "baselines"]
 
 
+def test_a_run_done_at_the_deadline_is_finished_and_a_fresh_seed_is_paced_by_another(
+    tmp_path, synthetic_root
+):
+    first = dataclasses.replace(_tiny_spec(synthetic_root, "a_s1", epochs=1), configuration="a")
+    second = dataclasses.replace(
+        _tiny_spec(synthetic_root, "a_s2", epochs=1, seed=6), configuration="a"
+    )
+    other = _tiny_spec(synthetic_root, "b", epochs=1, seed=7)  # another configuration
+    campaign = Campaign("test", (first, second, other))
+    runs, packed = tmp_path / "runs", tmp_path / "packed"
+    log = open(os.devnull, "w")  # noqa: SIM115
+
+    # A deadline already past: a_s1's first epoch always runs, and it is its last, so the run
+    # is finished, not paused; a_s2 has no epoch of its own timed, but a_s1's pace says no
+    # epoch fits, so it does not start one that would end after the deadline.
+    rows = campaigns.run_campaign(campaign, 1e-6, runs_root=runs, packed_root=packed, stream=log)
+    assert [(row["run"], row["status"]) for row in rows] == [
+        ("a_s1", "finished"),
+        ("a_s2", "not started"),
+        ("b", "not started"),
+    ]
+    assert not campaigns.run_state(runs / "a_s1")["paused"]
+    assert "a_s1: paused" not in (runs / "campaign.log").read_text()
+    assert "a_s2: no time left for an epoch" in (runs / "campaign.log").read_text()
+    pace, paced_by = campaigns.seed_pace(second, campaign, runs, packed)
+    assert paced_by == "a_s1" and pace == campaigns.run_status(first, runs / "a_s1")["epoch_s"]
+    assert campaigns.seed_pace(other, campaign, runs, packed) == (None, None)
+    assert not (runs / "a_s2").exists()
+
+
 def test_two_trainings_never_run_at_once(tmp_path, synthetic_root):
     campaign = Campaign("test", (_tiny_spec(synthetic_root),))
     with campaigns.training_lock(tmp_path / "runs"):

@@ -84,6 +84,7 @@ class StopBeforeDeadline(keras.callbacks.Callback):
 
     The estimate is the last epoch's duration times ``margin``. A run paused this way is not
     finished: :class:`ResumeState` records it as resumable (``paused``), unlike an early stop.
+    After the last epoch of ``fit`` there is nothing to pause: the run is done.
 
     Args:
         deadline: POSIX time (``time.time()``) by which training must have stopped.
@@ -99,6 +100,8 @@ class StopBeforeDeadline(keras.callbacks.Callback):
         self._start = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.params.get("epochs", math.inf):
+            return
         duration = time.time() - self._start
         if time.time() + self.margin * duration > self.deadline:
             self.paused = True

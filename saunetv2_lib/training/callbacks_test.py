@@ -1,4 +1,4 @@
-"""The resume callback: callback internals restored, non-finite epochs skipped."""
+"""The resume callback (internals restored, non-finite epochs skipped) and the deadline pause."""
 
 from __future__ import annotations
 
@@ -63,3 +63,24 @@ def test_resume_state_skips_non_finite_epochs(tmp_path):
     saver.set_model(model)
     saver.on_epoch_end(0, {"loss": float("nan")})
     assert saver.terminated_on_nan and not (tmp_path / "state.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("initial_epoch", "epochs", "ran", "paused"),
+    [(0, 3, 1, True), (2, 3, 1, False), (0, 1, 1, False)],
+)
+def test_a_past_deadline_pauses_fit_after_one_epoch_unless_it_was_the_last(
+    initial_epoch, epochs, ran, paused
+):
+    model = _tiny_dense_model()
+    pause = training.StopBeforeDeadline(deadline=0.0)  # 1970: every next epoch is too late
+    history = model.fit(
+        np.ones((4, 3)),
+        np.ones((4, 1)),
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        callbacks=[pause],
+        verbose=0,
+    )
+    assert len(history.epoch) == ran
+    assert pause.paused is paused
