@@ -599,6 +599,7 @@ def run_campaign(
         run finished elsewhere).
     """
     from saunetv2_lib.training import train
+    from saunetv2_lib.training.config import DEADLINE_MARGIN
 
     campaign = load_campaign(campaign) if isinstance(campaign, str) else campaign
     runs_root, packed_root = Path(runs_root), Path(packed_root)
@@ -631,7 +632,7 @@ def run_campaign(
             epoch_s, paced_by = status["epoch_s"], spec.name
             if epoch_s is None:  # a fresh run's first epoch would otherwise overrun the deadline
                 epoch_s, paced_by = seed_pace(spec, campaign, runs_root, packed_root, bundle)
-            if epoch_s and time.time() + 1.2 * epoch_s > deadline:
+            if epoch_s and time.time() + DEADLINE_MARGIN * epoch_s > deadline:
                 log(
                     f"{spec.name}: no time left for an epoch ({epoch_s:.0f} s, {paced_by}'s pace); stop"
                 )

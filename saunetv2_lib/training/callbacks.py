@@ -22,7 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from saunetv2_lib.training.config import STATE_FILE
+from saunetv2_lib.training.config import DEADLINE_MARGIN, STATE_FILE
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -91,7 +91,7 @@ class StopBeforeDeadline(keras.callbacks.Callback):
         margin: safety factor on the last epoch's duration.
     """
 
-    def __init__(self, deadline: float, margin: float = 1.2):
+    def __init__(self, deadline: float, margin: float = DEADLINE_MARGIN):
         super().__init__()
         self.deadline, self.margin = float(deadline), float(margin)
         self.paused = False
