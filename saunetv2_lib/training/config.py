@@ -22,12 +22,12 @@ MONITORS = ("loss", "accuracy", "val_loss", "val_accuracy")
 PRECISIONS = ("float32", "mixed_bfloat16")
 GROUP_NORM_STATISTICS = ("one_pass", "two_stage")
 BATCH_NORM_STATISTICS = ("moving", "precise")
-# How the step is computed, not what it computes, and the free-text notes: these may change when a
-# run resumes (e.g. a faster default adopted mid-campaign, or a campaign's notes updated with a
-# measured cost); every other field must match the saved configuration.
 # A pause at the deadline, and a campaign's "time for another epoch?", both allow the last
 # epoch's duration times this factor: epochs vary (validation, a busy machine) by a few percent.
 DEADLINE_MARGIN = 1.2
+# How the step is computed, not what it computes, and the free-text notes: these may change when a
+# run resumes (e.g. a faster default adopted mid-campaign, or a campaign's notes updated with a
+# measured cost); every other field must match the saved configuration.
 RESUMABLE_CHANGES = ("epochs", "precision", "group_norm_statistics", "notes")
 
 
