@@ -42,6 +42,15 @@ AugmentFn = Callable[[Array, Array, np.random.Generator], tuple[Array, Array]]
 SIDE_MULTIPLE = 16
 
 
+def _micro_batch(items: Array, parts: int, part: int) -> Array:
+    """Item indices of micro-batch ``part`` of ``parts`` of a batch of ``items``: nearly equal
+    consecutive slices (``numpy.array_split``), or, for a batch of fewer items than parts, one
+    item per micro-batch in turn, so that every item of the batch is seen equally often."""
+    if len(items) >= parts:
+        return np.array_split(items, parts)[part]
+    return items[[part % len(items)]]
+
+
 def _pad_to_side(array: Array, side: int, anchor: str) -> Array:
     padded, _ = pad_to_side(array, side, anchor=anchor)
     return padded
@@ -102,7 +111,11 @@ class SegmentationDataset(keras.utils.PyDataset):
             size (``numpy.array_split``), yielded one after another, for an optimizer that
             accumulates ``micro_batches`` gradients per step (``gradient_accumulation_steps``):
             each step then sees exactly the images of the undivided batch. ``len`` counts
-            micro-batches. Every batch, the last one included, must hold at least this many items.
+            micro-batches. A last batch of ``n < micro_batches`` items (234 DRIVE images at
+            batch 8 leave 2) yields one item per micro-batch, cycling through its items, so
+            that every step still makes ``micro_batches`` passes and each item weighs
+            ``1 / n`` of the step, as in the undivided batch; ``n`` must then divide
+            ``micro_batches``.
         workers, use_multiprocessing, max_queue_size: ``keras.utils.PyDataset`` options.
     """
 
@@ -195,12 +208,13 @@ class SegmentationDataset(keras.utils.PyDataset):
                 "drop_remainder=True."
             )
         last = self.num_items - (self.batches_per_epoch - 1) * self.batch_size
-        if min(self.batch_size, last) < self.micro_batches:
+        smallest_batch = min(self.batch_size, last)
+        if smallest_batch < self.micro_batches and self.micro_batches % smallest_batch:
             raise ValueError(
-                f"Cannot split a batch of {min(self.batch_size, last)} item(s) into "
-                f"{self.micro_batches} micro-batches ({self.num_items} items per epoch, "
-                f"batch_size {self.batch_size}): choose batch sizes that leave every batch at "
-                "least micro_batches items, or drop_remainder=True."
+                f"Cannot split a batch of {smallest_batch} item(s) into {self.micro_batches} "
+                f"micro-batches of equal weight ({self.num_items} items per epoch, batch_size "
+                f"{self.batch_size}): a batch smaller than micro_batches must hold a divisor of "
+                "it; choose other batch sizes, or drop_remainder=True."
             )
 
     # --- indexing ---------------------------------------------------------------------------
@@ -250,7 +264,7 @@ class SegmentationDataset(keras.utils.PyDataset):
         batch, part = divmod(index, self.micro_batches)
         items = self.epoch_order(epoch)[batch * self.batch_size : (batch + 1) * self.batch_size]
         if self.micro_batches > 1:
-            items = np.array_split(items, self.micro_batches)[part]
+            items = _micro_batch(items, self.micro_batches, part)
         side = self.side
         images = np.zeros((len(items), side, side, 3), dtype=np.float32)
         labels = np.zeros((len(items), side, side, 1), dtype=np.float32)

@@ -75,13 +75,28 @@ def test_micro_batches_split_each_batch_into_consecutive_parts_with_the_same_pix
             first, second = parts[2 * index], parts[2 * index + 1]
             np.testing.assert_array_equal(images, np.concatenate([first[0], second[0]]))
             np.testing.assert_array_equal(labels, np.concatenate([first[1], second[1]]))
-    # A last batch of 1 item cannot be split in 2; dropping it can.
-    with pytest.raises(ValueError, match="Cannot split a batch of 1 item"):
-        SegmentationDataset(_samples(5), batch_size=4, side=24, micro_batches=2)
-    assert len(SegmentationDataset(_samples(5), batch_size=4, side=24, micro_batches=2,
-                                   drop_remainder=True)) == 2  # fmt: skip
+    # A last batch of 3 items cannot be split into 4 passes of equal weight; dropping it can.
+    with pytest.raises(ValueError, match="Cannot split a batch of 3 item"):
+        SegmentationDataset(_samples(7), batch_size=4, side=24, micro_batches=4)
+    assert len(SegmentationDataset(_samples(7), batch_size=4, side=24, micro_batches=4,
+                                   drop_remainder=True)) == 4  # fmt: skip
     with pytest.raises(ValueError, match="micro_batches must be >= 1"):
         SegmentationDataset(_samples(5), batch_size=4, side=24, micro_batches=0)
+
+
+def test_a_last_batch_smaller_than_micro_batches_yields_its_items_in_turn():
+    """The DRIVE case in miniature: 10 items at batch 8 leave a last batch of 2, which 4 passes
+    see as a, b, a, b: one image a pass, each image half the step, as in the undivided batch."""
+    options = dict(batch_size=8, side=24, seed=5)
+    whole = SegmentationDataset(_samples(10), **options)
+    split = SegmentationDataset(_samples(10), micro_batches=4, **options)
+    assert (len(split), split.batches_per_epoch) == (8, 2)
+    last_images, last_labels = whole[1]
+    parts = _epoch(split)[4:]
+    assert [len(images) for images, _ in parts] == [1, 1, 1, 1]
+    for index, (images, labels) in enumerate(parts):
+        np.testing.assert_array_equal(images[0], last_images[index % 2])
+        np.testing.assert_array_equal(labels[0], last_labels[index % 2])
 
 
 def _assert_top_left(images: np.ndarray, samples) -> None:
