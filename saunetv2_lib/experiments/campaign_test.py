@@ -71,6 +71,24 @@ def test_ablation_campaign_expands_three_seeds_per_configuration_on_one_budget()
     assert ablation.run("t3_compressed_s1").config().model_kwargs == {"skip": "none"}
 
 
+def test_every_declared_run_can_batch_its_epoch():
+    """Each run's epoch (e.g. 234 DRIVE images at batch 8) splits into its micro-batches: the
+    dataset's checks pass at the run's real sizes, so no run fails only once it starts."""
+    import numpy as np
+
+    from saunetv2_lib.data.pipeline import SegmentationDataset
+
+    for name in campaigns.campaign_names():
+        for spec in campaigns.load_campaign(name).runs:
+            config, items = spec.config(), spec.images_per_epoch()
+            tiny = np.zeros((items, 4, 4, 3), np.float32)
+            batches = SegmentationDataset(
+                tiny, np.zeros((items, 4, 4), np.uint8), batch_size=config.batch_size, side=4,
+                micro_batches=config.micro_batches,
+            )  # fmt: skip
+            assert batches.batches_per_epoch == spec.steps_per_epoch(), spec.name
+
+
 def test_selection_by_name_and_shards_cover_every_run_once(tmp_path):
     specs = tuple(_tiny_spec(tmp_path, name=f"r{i}") for i in range(5))
     campaign = Campaign("test", specs)
