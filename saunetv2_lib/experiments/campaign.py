@@ -13,7 +13,8 @@ become. Three folders hold a campaign's state:
   history, weights with optimizer state, the callbacks' counters, best checkpoint), written by
   :func:`pack_campaign` and copied back into an empty run folder on a fresh clone. Slim: weights
   that equal the resume model's are stored once, the best checkpoint without optimizer state,
-  and a file over :data:`PART_BYTES` in parts (``packed.json`` says how to put them back).
+  every weights file compactly (:mod:`.packing`) and a file over :data:`PART_BYTES` in parts
+  (``packed.json`` says how to put them back).
 * ``saunetv2_lib/results/campaign_<campaign>.json``: the committed bundle every notebook can
   read: per run the history, the training segments (machine, precision, wall time), the scored
   milestone checkpoints and, once finished, the metrics under every protocol.
@@ -969,10 +970,15 @@ def _pack_run(spec: RunSpec, run_dir: Path, destination: Path) -> list[str]:
 
     ``best.keras`` is stored without optimizer state (only its weights are ever read once a
     run is packed), and not at all when its weights equal the resume model's (the best epoch is
-    the latest one); EarlyStopping's best weights likewise. Files over :data:`PART_BYTES` are
-    stored in parts with their SHA-256. ``packed.json`` records both; :func:`restore_packed`
-    rebuilds the files. Returns the run-folder files a restore gives back.
+    the latest one); EarlyStopping's best weights likewise. Every weights file is stored
+    compactly and losslessly (:func:`~saunetv2_lib.experiments.packing.compact_weights_file`),
+    so that replacing one pack by the next fits a submission. Files still over
+    :data:`PART_BYTES` are stored in parts with their SHA-256. ``packed.json`` records all
+    three; :func:`restore_packed` rebuilds the files. Returns the run-folder files a restore
+    gives back.
     """
+    from saunetv2_lib.experiments.packing import compact_weights_file
+
     state = run_state(run_dir)
     staging = destination.with_name(destination.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -1007,12 +1013,24 @@ def _pack_run(spec: RunSpec, run_dir: Path, destination: Path) -> list[str]:
         else:
             best.save(staging / "best.keras")  # uncompiled: no optimizer state
         copied.append("best.keras")
+    compacted = {
+        path.relative_to(staging).as_posix(): dict(
+            zip(("bytes", "compact_bytes"), compact_weights_file(path), strict=True)
+        )
+        for path in sorted(staging.rglob("*"))
+        if path.suffix in (".keras", ".npz")
+    }
     split = {
         path.relative_to(staging).as_posix(): _split_file(path, PART_BYTES)
         for path in sorted(staging.rglob("*"))
         if path.is_file() and path.stat().st_size > PART_BYTES
     }
-    manifest = {"format": PACK_FORMAT, "weights_of": derived, "split": split}
+    manifest = {
+        "format": PACK_FORMAT,
+        "weights_of": derived,
+        "compact": compacted,
+        "split": split,
+    }
     _write_json(staging / PACK_MANIFEST, manifest)
     # Replace the previous copy in one step, so an interrupted pack leaves the old one intact.
     old = destination.with_name(destination.name + ".old")
