@@ -8,9 +8,8 @@ submission's size limit does not allow. So the pack rewrites each weights file c
 
 * ``.keras``: ``model.weights.h5`` with every array of at least :data:`COMPACT_MIN_BYTES` under
   HDF5's byte-shuffle and gzip filters (the exponent bytes of float32 weights compress well once
-  shuffled together; zeros vanish).
-  The file stays a ``.keras`` file that ``keras.saving.load_model`` reads as it is, with the
-  same arrays bit for bit (measured on that resume model, epoch 2: 138.7 -> 92.5 MB in 76 s
+  shuffled together; zeros vanish). The file stays a ``.keras`` file that
+  ``keras.saving.load_model`` reads as it is, with the same arrays bit for bit (measured on that resume model, epoch 2: 138.7 -> 92.5 MB in 76 s
   on a shared 2-core CPU; gzip of the whole file gives 96.4 MB);
 * ``.npz`` (EarlyStopping's best weights): ``numpy.savez_compressed``, which ``numpy.load``
   reads as it is.
@@ -111,9 +110,8 @@ def compact_weights_file(path: Path | str) -> tuple[int, int]:
     """Rewrite a ``.keras`` or ``.npz`` weights file in place, compactly and losslessly.
 
     A copy that would not be smaller is not kept. Returns ``(bytes before, bytes after)``.
-    Raises ``ValueError`` for another kind of file and
-    ``RuntimeError`` (leaving the original untouched) if the compact copy would not hold the
-    same arrays.
+    Raises ``ValueError`` for another kind of file and ``RuntimeError`` (leaving the original
+    untouched) if the compact copy would not hold the same arrays.
     """
     import numpy as np
 
@@ -122,15 +120,14 @@ def compact_weights_file(path: Path | str) -> tuple[int, int]:
     partial = path.with_name(path.name + ".compact")
     if path.suffix == ".keras":
         partial.write_bytes(_compact_keras(path))
-        read = keras_file_arrays
+        original, read = keras_file_arrays(path), keras_file_arrays
     elif path.suffix == ".npz":
-        arrays = _npz_arrays(path)
+        original, read = _npz_arrays(path), _npz_arrays
         with open(partial, "wb") as handle:  # a file object: savez would append ".npz"
-            np.savez_compressed(handle, **arrays)
-        read = _npz_arrays
+            np.savez_compressed(handle, **original)
     else:
         raise ValueError(f"{path}: not a weights file (.keras or .npz)")
-    if not _same(read(path), read(partial)):
+    if not _same(original, read(partial)):
         partial.unlink()
         raise RuntimeError(f"{path}: the compact copy does not hold the same arrays")
     if partial.stat().st_size >= before:  # nothing to gain (small or incompressible arrays)
